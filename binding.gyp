@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "forkwise",
+      "conditions": [["OS!='win'", {
+        "sources": [
+          "native/addon.cc",
+          "native/errors.cc",
+          "native/fork.cc",
+          "native/heap_regions.cc",
+          "native/loop_fork.cc",
+          "native/exec.cc",
+          "native/wait.cc",
+          "native/fd.cc",
+          "native/process.cc"
+        ]
+      }]],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,54 @@
+// Shared helpers of the native addon: per-environment state, argument checks that keep the
+// C++ side memory-safe, and system errors thrown through the JavaScript PosixError factory.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+namespace forkwise {
+
+// Per-environment state (one per main thread or worker), freed by Node-API's finalizer.
+struct AddonData {
+  Napi::FunctionReference make_error;  // (errno, syscall, path?) => PosixError
+};
+
+AddonData& Data(Napi::Env env);
+
+// Throws the JavaScript PosixError for `err` (a positive errno value).
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall,
+                             const char* path = nullptr);
+
+// Argument checks. The TypeScript layer validates first and gives the user-facing
+// messages; these only make sure that nothing unexpected reaches a system call.
+int32_t ArgInt32(const Napi::CallbackInfo& info, size_t index);
+std::string ArgString(const Napi::CallbackInfo& info, size_t index);
+std::vector<std::string> ArgStringArray(const Napi::CallbackInfo& info, size_t index);
+
+// A null-terminated char* array over strings that outlive it (for exec and spawn).
+std::vector<char*> CStringArray(std::vector<std::string>& strings);
+
+// Retries a system call interrupted by a signal.
+template <typename F>
+auto RetryOnEintr(F call) -> decltype(call()) {
+  decltype(call()) result;
+  do {
+    result = call();
+  } while (result == -1 && errno == EINTR);
+  return result;
+}
+
+uv_loop_t* LoopOf(Napi::Env env);
+
+// Area initialisers, one per source file.
+void InitErrors(Napi::Env env, Napi::Object exports);
+void InitFork(Napi::Env env, Napi::Object exports);
+void InitExec(Napi::Env env, Napi::Object exports);
+void InitWait(Napi::Env env, Napi::Object exports);
+void InitFd(Napi::Env env, Napi::Object exports);
+void InitProcess(Napi::Env env, Napi::Object exports);
+
+}  // namespace forkwise

@@ -1,0 +1,96 @@
+// fork() that returns into JavaScript in both processes, and the native half of the child's
+// fix-ups: V8's MADV_DONTFORK regions (heap_regions.cc) and the event loop (loop_fork.cc).
+// What is policy (exit paths, process.pid, Math.random, warnings) lives in src/posix/fork.ts.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "common.h"
+#include "heap_regions.h"
+#include "loop_fork.h"
+
+namespace forkwise {
+
+namespace {
+
+// One per process: the mappings belong to the process, not to an environment. fork() is
+// refused off the main thread (src/posix/fork.ts), so only the main thread touches it.
+DontForkRegions& Regions() {
+  static DontForkRegions* regions = new DontForkRegions();
+  return *regions;
+}
+
+[[noreturn]] void DieInChild(const char* what, int err) {
+  char message[160];
+  int len = snprintf(message, sizeof(message), "forkwise: fork child: %s failed: %s\n", what,
+                     uv_strerror(err));
+  if (len > 0) {
+    ssize_t ignored = write(2, message, static_cast<size_t>(len));
+    (void)ignored;
+  }
+  _exit(70);
+}
+
+Napi::Value Fork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uv_loop_t* loop = LoopOf(env);
+  DontForkRegions& regions = Regions();
+
+  int err = regions.MakeForkable();
+  if (err) {
+    regions.Restore();
+    ThrowErrno(env, err, "fork");
+  }
+  LoopForkState state;
+  LockLoopForFork(loop, &state);
+  pid_t pid = fork();
+  int fork_errno = errno;
+  if (pid == 0) {
+    err = FixLoopInChild(loop, state);
+    if (err) DieInChild("uv_loop_fork", err);
+    return Napi::Number::New(env, 0);
+  }
+  UnlockLoopInParent(loop);
+  regions.Restore();
+  if (pid == -1) ThrowErrno(env, fork_errno, "fork");
+  return Napi::Number::New(env, pid);
+}
+
+Napi::Value ForkStats(const Napi::CallbackInfo& info) {
+  Napi::Object stats = Napi::Object::New(info.Env());
+  stats["smapsScans"] = Napi::Number::New(info.Env(), Regions().smaps_scans());
+  stats["dontForkRanges"] = Napi::Number::New(info.Env(), Regions().range_count());
+  return stats;
+}
+
+void FlushQueuedWritesJs(const Napi::CallbackInfo& info) {
+  int fd = ArgInt32(info, 0);
+  int err = FlushQueuedWrites(LoopOf(info.Env()), fd);
+  if (err) ThrowErrno(info.Env(), err, "write");
+}
+
+void WriteAllJs(const Napi::CallbackInfo& info) {
+  int fd = ArgInt32(info, 0);
+  if (info.Length() < 2 || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(info.Env(), "forkwise native: data must be a Uint8Array");
+  }
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  int err = WriteAll(fd, reinterpret_cast<const char*>(data.Data()), data.ByteLength());
+  if (err) ThrowErrno(info.Env(), err, "write");
+}
+
+void Exit(const Napi::CallbackInfo& info) { _exit(ArgInt32(info, 0) & 0xff); }
+
+}  // namespace
+
+void InitFork(Napi::Env env, Napi::Object exports) {
+  exports["fork"] = Napi::Function::New(env, Fork, "fork");
+  exports["forkStats"] = Napi::Function::New(env, ForkStats, "forkStats");
+  exports["flushQueuedWrites"] = Napi::Function::New(env, FlushQueuedWritesJs, "flushQueuedWrites");
+  exports["writeAll"] = Napi::Function::New(env, WriteAllJs, "writeAll");
+  exports["_exit"] = Napi::Function::New(env, Exit, "_exit");
+}
+
+}  // namespace forkwise

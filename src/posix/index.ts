@@ -1,0 +1,26 @@
+/** The raw POSIX layer: faithful system calls with Node-style errors. */
+export { PosixError, ForkwiseError } from './errors';
+export type { Signal } from './signals';
+export { fork, isForkSafe, reexecSingleThreaded, _exit } from './fork';
+export { execv, execve, execvp, execvpe, execl, execle, execlp, execlpe } from './exec';
+export {
+  waitpid,
+  wait,
+  waitpidAsync,
+  WNOHANG,
+  WUNTRACED,
+  WCONTINUED,
+  WIFEXITED,
+  WEXITSTATUS,
+  WIFSIGNALED,
+  WTERMSIG,
+  WIFSTOPPED,
+  WSTOPSIG,
+  WIFCONTINUED,
+  WCOREDUMP,
+  waitstatusToExitcode,
+  type WaitResult,
+} from './wait';
+export { pipe, dup, dup2, close, getInheritable, setInheritable, getBlocking, setBlocking } from './fd';
+export { kill, killpg, raise } from './kill';
+export { getpid, getppid, getpgid, setpgid, getsid, setsid } from './identity';

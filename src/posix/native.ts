@@ -1,0 +1,83 @@
+/**
+ * Loads the addon (a prebuilt binary when one matches, else the local build) and hands it the
+ * error factory. On Windows there is no addon: every raw function throws
+ * ERR_FORKWISE_UNSUPPORTED_PLATFORM naming itself.
+ */
+import { join } from 'node:path';
+import { ForkwiseError, PosixError } from './errors';
+
+export interface NativeExitWatch {
+  cancel(): void;
+}
+
+export interface NativeBinding {
+  setErrorFactory(make: (errno: number, syscall: string, path?: string, description?: string) => Error): void;
+  fork(): number;
+  forkStats(): { smapsScans: number; dontForkRanges: number };
+  flushQueuedWrites(fd: number): void;
+  writeAll(fd: number, data: Uint8Array): void;
+  _exit(code: number): never;
+  exec(file: string, argv: string[], env: string[] | null, searchPath: boolean, syscall: string): never;
+  waitpid(pid: number, options: number): [pid: number, status: number] | null;
+  ExitWatch: new (pid: number, onExit: () => void, usePidfd: boolean) => NativeExitWatch;
+  pipe(flags: number): [number, number];
+  dup(fd: number): number;
+  dup2(fd: number, fd2: number, inheritable: boolean): number;
+  close(fd: number): void;
+  getInheritable(fd: number): boolean;
+  setInheritable(fd: number, on: boolean): void;
+  getBlocking(fd: number): boolean;
+  setBlocking(fd: number, on: boolean): void;
+  kill(pid: number, signo: number): void;
+  killpg(pgid: number, signo: number): void;
+  raise(signo: number): void;
+  getpid(): number;
+  getppid(): number;
+  getpgid(pid: number): number;
+  setpgid(pid: number, pgid: number): void;
+  getsid(pid: number): number;
+  setsid(): number;
+  WNOHANG: number;
+  WUNTRACED: number;
+  WCONTINUED: number;
+  O_CLOEXEC: number;
+  O_NONBLOCK: number;
+}
+
+export const supported = process.platform !== 'win32';
+
+function load(): NativeBinding {
+  const root = join(__dirname, '..', '..');
+  let binding: NativeBinding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    binding = nodeGypBuild(root) as NativeBinding;
+  } catch (cause) {
+    throw new ForkwiseError(
+      'ERR_FORKWISE_NATIVE_LOAD',
+      `forkwise: cannot load the native addon (${(cause as Error).message}).\n` +
+        '- Rebuild it from source: npm rebuild forkwise (needs python3, make and a C++ compiler)\n' +
+        '- or, in a checkout of forkwise: npm run build',
+    );
+  }
+  binding.setErrorFactory(
+    (errno, syscall, path, description) => new PosixError(errno, syscall, path, description),
+  );
+  return binding;
+}
+
+function unsupported(): NativeBinding {
+  return new Proxy({} as NativeBinding, {
+    get(_target, name) {
+      return () => {
+        throw new ForkwiseError(
+          'ERR_FORKWISE_UNSUPPORTED_PLATFORM',
+          `forkwise: ${String(name)}() is not available on ${process.platform}`,
+        );
+      };
+    },
+  });
+}
+
+export const native: NativeBinding = supported ? load() : unsupported();

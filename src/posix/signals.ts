@@ -1,0 +1,33 @@
+/** Signal names and numbers, accepted as `process.kill` accepts them. */
+import { constants } from 'node:os';
+import { argError } from './errors';
+import { validateInteger } from './validate';
+
+export type Signal = NodeJS.Signals | number;
+
+const byName = constants.signals as Record<string, number>;
+const byNumber = new Map<number, NodeJS.Signals>();
+for (const [name, value] of Object.entries(byName)) {
+  // Aliases (SIGIOT = SIGABRT, SIGPOLL = SIGIO) keep the first, canonical name.
+  if (!byNumber.has(value)) byNumber.set(value, name as NodeJS.Signals);
+}
+const SIGRTMIN = 34;
+const SIGRTMAX = 64;
+
+/** The signal number for a name or number; 0 is allowed (existence checks). */
+export function signalNumber(sig: unknown, name = 'signal'): number {
+  if (typeof sig === 'string') {
+    const value = byName[sig];
+    if (value === undefined) throw argError(TypeError, 'ERR_UNKNOWN_SIGNAL', `Unknown signal: ${sig}`);
+    return value;
+  }
+  return validateInteger(sig, name, 0, SIGRTMAX);
+}
+
+/** The name of a signal number; real-time signals read as `kill -l` prints them. */
+export function signalName(signo: number): NodeJS.Signals {
+  const name = byNumber.get(signo);
+  if (name !== undefined) return name;
+  if (signo >= SIGRTMIN && signo <= SIGRTMAX) return `SIGRTMIN+${signo - SIGRTMIN}` as NodeJS.Signals;
+  return `SIG${signo}` as NodeJS.Signals;
+}

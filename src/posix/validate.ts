@@ -1,0 +1,66 @@
+/** Argument checks with Node's messages and codes, run before anything reaches C++. */
+import { invalidArgType, invalidArgValue, outOfRange } from './errors';
+
+const INT32_MAX = 2 ** 31 - 1;
+const INT32_MIN = -(2 ** 31);
+
+export function validateInteger(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
+  if (value < min || value > max) throw outOfRange(name, `>= ${min} && <= ${max}`, value);
+  return value;
+}
+
+export function validateFd(value: unknown, name = 'fd'): number {
+  return validateInteger(value, name, 0, INT32_MAX);
+}
+
+/** A pid argument: any 32-bit integer (0 and negative values mean groups to some calls). */
+export function validatePid(value: unknown, name = 'pid'): number {
+  return validateInteger(value, name, INT32_MIN, INT32_MAX);
+}
+
+export function validateInt32(value: unknown, name: string): number {
+  return validateInteger(value, name, INT32_MIN, INT32_MAX);
+}
+
+export function validateBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
+  return value;
+}
+
+/** A string that the kernel will see as a C string: no NUL bytes. */
+export function validateCString(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
+  if (value.includes('\0')) throw invalidArgValue(name, value, 'must be a string without null bytes');
+  return value;
+}
+
+export function validateArgv(value: unknown, name: string): string[] {
+  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value);
+  if (value.length === 0) throw invalidArgValue(name, value, 'must not be empty');
+  const args = value.map((item, i) => validateCString(item, `${name}[${i}]`));
+  if (args[0] === '') throw invalidArgValue(`${name}[0]`, args[0], 'must not be empty');
+  return args;
+}
+
+/** `Record<string, string>` to `NAME=value` strings, refusing what execve cannot express. */
+export function validateEnv(value: unknown, name = 'env'): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgType(name, 'of type object', value);
+  }
+  return Object.entries(value as Record<string, unknown>).map(([key, v]) => {
+    validateCString(key, `${name} key`);
+    if (key === '' || key.includes('=')) {
+      throw invalidArgValue(`${name} key`, key, "must be a non-empty name without '='");
+    }
+    return `${key}=${validateCString(v, `${name}.${key}`)}`;
+  });
+}
+
+export function validateObject(value: unknown, name: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgType(name, 'of type object', value);
+  }
+  return value as Record<string, unknown>;
+}
