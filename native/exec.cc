@@ -21,9 +21,13 @@ constexpr int kResetSignals[] = {SIGPIPE, SIGXFSZ};
 class ExecPreparation {
  public:
   ExecPreparation() {
+    // Read every flag before changing any: fds 0-2 often share one open file description,
+    // whose status flags (O_NONBLOCK) clearing one of them would change for the others.
     for (int fd = 0; fd < 3; fd++) {
       fd_flags_[fd] = fcntl(fd, F_GETFD);
       status_flags_[fd] = fcntl(fd, F_GETFL);
+    }
+    for (int fd = 0; fd < 3; fd++) {
       if (fd_flags_[fd] != -1 && (fd_flags_[fd] & FD_CLOEXEC)) {
         fcntl(fd, F_SETFD, fd_flags_[fd] & ~FD_CLOEXEC);
       }

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { runNode } from './helpers';
+
+function lastJson(stdout: string): any {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]!.replace(/^RESULT /, ''));
+}
+
+describe('fork()', function () {
+  this.timeout(30000);
+
+  it('gives the child a working heap, JIT, GC, fs and timers (facts 1-3)', async () => {
+    const out = await runNode('fork-workload.js');
+    assert.equal(out.code, 0, out.stderr);
+    const [childLine, parentLine] = out.stdout.trim().split('\n');
+    const child = JSON.parse(childLine!);
+    assert.equal(child.ok, true);
+    // Without --single-threaded this loop ran ~30x slower in a child (DESIGN.md fact 3).
+    assert.ok(child.hotMs < 5000, `hot loop took ${child.hotMs} ms`);
+    assert.deepEqual(JSON.parse(parentLine!), { pid: JSON.parse(parentLine!).pid, status: 42 << 8, kind: 'exited', exitCode: 42 });
+  });
+
+  describe('every exit path of the child ends it (fact 4)', () => {
+    const cases: Array<[string, number]> = [
+      ['exit', 3],
+      ['exitCode', 4],
+      ['dry', 0],
+      ['throw', 1],
+      ['reject', 1],
+      ['listenerSetsCode', 9],
+    ];
+    for (const [mode, code] of cases) {
+      it(`${mode} → exit code ${code}, 'exit' listeners run`, async () => {
+        const out = await runNode('fork-exit.js', [mode]);
+        assert.equal(out.code, 0, out.stderr);
+        const result = lastJson(out.stdout);
+        assert.equal(result.kind, 'exited');
+        assert.equal(result.exitCode, code);
+        assert.match(out.stdout, new RegExp(`exit listener ran in child with ${mode === 'listenerSetsCode' ? 0 : code}`));
+      });
+    }
+
+    it('prints an uncaught exception as Node does', async () => {
+      const out = await runNode('fork-exit.js', ['throw']);
+      assert.match(out.stderr, /Error: thrown in child\n\s+at /);
+      assert.match(out.stderr, /Node\.js v\d+/);
+    });
+
+    it('prints an unhandled rejection', async () => {
+      const out = await runNode('fork-exit.js', ['reject']);
+      assert.match(out.stderr, /Error: rejected in child/);
+    });
+
+    it('flushes a megabyte of stdout written just before process.exit', async () => {
+      const out = await runNode('fork-exit.js', ['output']);
+      assert.equal(out.code, 0);
+      assert.match(out.stdout, /^x{1048576}\nend\n/);
+      assert.equal(lastJson(out.stdout).exitCode, 0);
+    });
+  });
+
+  it('gives the child its own process.pid and Math.random sequence (facts 5, 6)', async () => {
+    const out = await runNode('fork-identity.js');
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout);
+    assert.equal(r.child.pid, r.childPid);
+    assert.equal(r.child.getpid, r.childPid);
+    assert.equal(r.child.ppid, r.parentPid);
+    assert.notDeepEqual(r.child.random, r.parentRandom);
+    for (const x of r.child.random) assert.ok(x >= 0 && x < 1);
+    assert.equal(r.status.exitCode, 0);
+  });
+
+  it('writes queued on a stream at fork time reach the reader once (fact 13)', async () => {
+    const out = await runNode('fork-pending-writes.js');
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout);
+    assert.ok(r.queuedAtFork > 0, 'the scenario must have writes queued at fork time');
+    assert.equal(r.ps, 256 * 1024);
+    assert.equal(r.child, true);
+    assert.equal(r.total, 256 * 1024 + 'CHILD'.length);
+    assert.equal(r.status.exitCode, 0);
+  });
+
+  it('children forked while the thread pool is busy end on their own (fact 13)', async () => {
+    const out = await runNode('fork-busy-pool.js', ['25'], { timeoutMs: 60000 });
+    assert.equal(out.code, 0, out.stderr);
+    const { statuses } = JSON.parse(out.stdout);
+    assert.equal(statuses.length, 25);
+    assert.deepEqual(statuses, new Array(25).fill(0));
+  });
+
+  it('a live worker thread does not keep the child alive (fact 14)', async () => {
+    const out = await runNode('fork-worker.js');
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(JSON.parse(out.stdout).exitCode, 5);
+  });
+
+  it('warns once (FORKWISE_UNSAFE_FORK) without --single-threaded', async () => {
+    const out = await runNode('fork-unsafe-warning.js', [], { nodeArgs: [] });
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout), { warnings: 1, isForkSafe: false });
+    assert.equal(out.stderr.match(/FORKWISE_UNSAFE_FORK/g)?.length, 1);
+  });
+
+  it('reexecSingleThreaded() keeps the pid and arguments and becomes fork-safe', async () => {
+    const out = await runNode('reexec.js', ['a b', 'c'], { nodeArgs: ['--no-warnings'] });
+    assert.equal(out.code, 0, out.stderr);
+    // The new image runs the script from the start: it prints its first line again.
+    const lines = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 3);
+    const [before, , after] = lines;
+    assert.equal(before.safe, false);
+    assert.equal(after.after, true);
+    assert.equal(after.safe, true);
+    assert.equal(after.pid, before.pid);
+    assert.deepEqual(after.argv, ['a b', 'c']);
+    assert.deepEqual(after.execArgv, ['--single-threaded', '--no-warnings']);
+  });
+});

@@ -1,0 +1,86 @@
+/** Test helpers: run a scenario in a fresh node with a time limit, and look at leftovers. */
+import { spawn } from 'node:child_process';
+import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const fixtures = join(__dirname, '..', 'test', 'fixtures');
+
+export interface Outcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `node [nodeArgs] fixtures/<script> [args]` and resolves when it ends; kills it and
+ * rejects after `timeoutMs`, so that a hang fails the test instead of stalling the run.
+ */
+export function runNode(
+  script: string,
+  args: string[] = [],
+  options: { nodeArgs?: string[]; timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Outcome> {
+  const { nodeArgs = ['--single-threaded'], timeoutMs = 15000, input, env } = options;
+  const scriptPath = script.includes('/') ? script : join(fixtures, script);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, scriptPath, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: env ?? process.env,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      // The whole process group would be better, but scenarios reap their own children.
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** Descriptors open in this process, with what they point to. */
+export function openFds(): Map<number, string> {
+  const fds = new Map<number, string>();
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      fds.set(Number(name), readlinkSync(join('/proc/self/fd', name)));
+    } catch {
+      // the descriptor used by readdir itself is gone by now
+    }
+  }
+  return fds;
+}
+
+/** Pids of this process's children (any state), from /proc. */
+export function childPids(): number[] {
+  const children: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === process.pid) children.push(Number(name));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return children;
+}
+
+/** The state letter of a process (`Z` for a zombie), or undefined when it is gone. */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Root hooks: the whole suite must leave no child process (zombie or alive) and no
+ * descriptor behind. Recorded before the first test, checked after the last one.
+ */
+import assert from 'node:assert/strict';
+import { childPids, openFds, processState } from './helpers';
+
+let fdsAtStart: Map<number, string>;
+
+export const mochaHooks = {
+  beforeAll(): void {
+    fdsAtStart = openFds();
+  },
+  async afterAll(): Promise<void> {
+    // Descriptors closed by libuv or Node asynchronously (child_process pipes) need a turn.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const children = childPids().map((pid) => `${pid} (${processState(pid)})`);
+    assert.deepEqual(children, [], 'child processes left behind');
+    const leaked = [...openFds()].filter(([fd, target]) => fdsAtStart.get(fd) !== target);
+    assert.deepEqual(leaked, [], 'descriptors left open');
+  },
+};
