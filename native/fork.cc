@@ -52,10 +52,15 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, 0);
   }
   UnlockLoopInParent(loop);
-  regions.Restore();
-  if (pid == -1) ThrowErrno(env, fork_errno, "fork");
+  // On success the marks stay lifted until restoreDontFork() (see heap_regions.cc).
+  if (pid == -1) {
+    regions.Restore();
+    ThrowErrno(env, fork_errno, "fork");
+  }
   return Napi::Number::New(env, pid);
 }
+
+void RestoreDontFork(const Napi::CallbackInfo&) { Regions().Restore(); }
 
 Napi::Value ForkStats(const Napi::CallbackInfo& info) {
   Napi::Object stats = Napi::Object::New(info.Env());
@@ -87,6 +92,7 @@ void Exit(const Napi::CallbackInfo& info) { _exit(ArgInt32(info, 0) & 0xff); }
 
 void InitFork(Napi::Env env, Napi::Object exports) {
   exports["fork"] = Napi::Function::New(env, Fork, "fork");
+  exports["restoreDontFork"] = Napi::Function::New(env, RestoreDontFork, "restoreDontFork");
   exports["forkStats"] = Napi::Function::New(env, ForkStats, "forkStats");
   exports["flushQueuedWrites"] = Napi::Function::New(env, FlushQueuedWritesJs, "flushQueuedWrites");
   exports["writeAll"] = Napi::Function::New(env, WriteAllJs, "writeAll");

@@ -1,5 +1,5 @@
 // The memory regions that Node marks MADV_DONTFORK (V8's heap pages and code space), made
-// forkable for the duration of one fork() (DESIGN.md facts 1 and 8).
+// forkable for fork() and marked again afterwards (DESIGN.md facts 1 and 8).
 #pragma once
 
 #include <cstddef>
@@ -10,9 +10,10 @@ namespace forkwise {
 
 class DontForkRegions {
  public:
-  // Marks every MADV_DONTFORK region MADV_DOFORK. Returns 0 or an errno value.
+  // Marks every MADV_DONTFORK region MADV_DOFORK, unless they still are from the last fork.
+  // Returns 0 or an errno value.
   int MakeForkable();
-  // Marks the same regions MADV_DONTFORK again (in the parent after fork).
+  // Marks the same regions MADV_DONTFORK again, if they are not already.
   void Restore();
 
   // Statistics for tests and benchmarks: how many times /proc/self/smaps was read, and the
@@ -38,6 +39,7 @@ class DontForkRegions {
   std::vector<Range> dontfork_;  // coalesced MADV_DONTFORK ranges of that scan
   std::vector<Vma> scratch_;
   uint64_t smaps_scans_ = 0;
+  bool forkable_ = false;  // the ranges of dontfork_ are marked MADV_DOFORK right now
 };
 
 }  // namespace forkwise

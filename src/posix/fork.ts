@@ -88,6 +88,7 @@ export function fork(): number {
     );
   }
   const pid = native.fork();
+  scheduleRestoreDontFork();
   if (pid === 0) {
     becomeChild();
   } else if (!warnedUnsafe && !isForkSafe()) {
@@ -100,6 +101,19 @@ export function fork(): number {
     );
   }
   return pid;
+}
+
+// fork() lifts Node's MADV_DONTFORK marks from V8's heap and leaves them lifted, so that
+// forks made in a row are cheap; they are put back on the next turn of the event loop, before
+// Node's own child_process forks would copy the heap (native/heap_regions.cc).
+let restoreScheduled = false;
+function scheduleRestoreDontFork(): void {
+  if (restoreScheduled) return;
+  restoreScheduled = true;
+  setImmediate(() => {
+    restoreScheduled = false;
+    native.restoreDontFork();
+  }).unref();
 }
 
 function becomeChild(): void {

@@ -13,6 +13,7 @@ export interface NativeExitWatch {
 export interface NativeBinding {
   setErrorFactory(make: (errno: number, syscall: string, path?: string, description?: string) => Error): void;
   fork(): number;
+  restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
   flushQueuedWrites(fd: number): void;
   writeAll(fd: number, data: Uint8Array): void;
