@@ -61,8 +61,15 @@ export function describeReceived(value: unknown): string {
   if (value === null || value === undefined) return `Received ${String(value)}`;
   if (typeof value === 'function') return `Received function ${value.name || '<anonymous>'}`;
   if (typeof value === 'object') {
-    const name = (value as object).constructor?.name;
-    return name ? `Received an instance of ${name}` : `Received ${inspect(value, { depth: -1 })}`;
+    // Read defensively: the value may be a proxy or have a hostile constructor.
+    let name: unknown;
+    try {
+      name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+    } catch {
+      name = undefined;
+    }
+    if (typeof name === 'string' && name !== '') return `Received an instance of ${name}`;
+    return `Received ${inspect(value, { depth: -1, customInspect: false })}`;
   }
   let shown = inspect(value, { colors: false });
   if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;

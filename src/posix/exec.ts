@@ -10,10 +10,12 @@ import { flushStdio } from './stdio';
 import { invalidArgType } from './errors';
 import { validateArgv, validateCString, validateEnv } from './validate';
 
+const INHERIT = Symbol('inherit the environment');
+
 function run(syscall: string, file: unknown, args: unknown, env: unknown, searchPath: boolean): never {
   const path = validateCString(file, searchPath ? 'file' : 'path');
   const argv = validateArgv(args, 'args');
-  const envStrings = env === undefined ? null : validateEnv(env);
+  const envStrings = env === INHERIT ? null : validateEnv(env);
   flushStdio();
   return native.exec(path, argv, envStrings, searchPath, syscall);
 }
@@ -31,7 +33,7 @@ function splitEnv(rest: unknown[]): [unknown[], unknown] {
  * execv('/bin/echo', ['echo', 'hello']);
  */
 export function execv(path: string, args: readonly string[]): never {
-  return run('execv', path, args, undefined, false);
+  return run('execv', path, args, INHERIT, false);
 }
 
 /** As {@link execv}, with `env` as the new program's whole environment. */
@@ -47,7 +49,7 @@ export function execve(path: string, args: readonly string[], env: Record<string
  * execvp('sh', ['sh', '-c', 'echo $0']);
  */
 export function execvp(file: string, args: readonly string[]): never {
-  return run('execvp', file, args, undefined, true);
+  return run('execvp', file, args, INHERIT, true);
 }
 
 /** As {@link execvp}, with `env` as the new environment (and its PATH used for the search). */
@@ -57,7 +59,7 @@ export function execvpe(file: string, args: readonly string[], env: Record<strin
 
 /** `execl(path, arg0, arg1, ...)`: {@link execv} with the arguments spread. */
 export function execl(path: string, ...args: string[]): never {
-  return run('execl', path, args, undefined, false);
+  return run('execl', path, args, INHERIT, false);
 }
 
 /** `execle(path, arg0, ..., env)`. */
@@ -68,7 +70,7 @@ export function execle(path: string, ...rest: [...string[], Record<string, strin
 
 /** `execlp(file, arg0, arg1, ...)`. */
 export function execlp(file: string, ...args: string[]): never {
-  return run('execlp', file, args, undefined, true);
+  return run('execlp', file, args, INHERIT, true);
 }
 
 /** `execlpe(file, arg0, ..., env)`. */

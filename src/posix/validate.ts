@@ -39,7 +39,9 @@ export function validateCString(value: unknown, name: string): string {
 export function validateArgv(value: unknown, name: string): string[] {
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value);
   if (value.length === 0) throw invalidArgValue(name, value, 'must not be empty');
-  const args = value.map((item, i) => validateCString(item, `${name}[${i}]`));
+  // A plain loop, not map(): map skips the holes of a sparse array.
+  const args: string[] = [];
+  for (let i = 0; i < value.length; i++) args.push(validateCString(value[i], `${name}[${i}]`));
   if (args[0] === '') throw invalidArgValue(`${name}[0]`, args[0], 'must not be empty');
   return args;
 }
