@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { runNode } from './helpers';
+import { runNode, underAsan } from './helpers';
 
 function lastJson(stdout: string): any {
   const lines = stdout.trim().split('\n');
@@ -82,7 +82,9 @@ describe('fork()', function () {
     assert.equal(r.status.exitCode, 0);
   });
 
-  it('children forked while the thread pool is busy end on their own (fact 13)', async () => {
+  it('children forked while the thread pool is busy end on their own (fact 13)', async function () {
+    if (underAsan) this.skip();
+    this.timeout(90000); // longer than the scenario's own limit, which kills it
     const out = await runNode('fork-busy-pool.js', ['25'], { timeoutMs: 60000 });
     assert.equal(out.code, 0, out.stderr);
     const { statuses } = JSON.parse(out.stdout);
@@ -90,7 +92,8 @@ describe('fork()', function () {
     assert.deepEqual(statuses, new Array(25).fill(0));
   });
 
-  it('a live worker thread does not keep the child alive (fact 14)', async () => {
+  it('a live worker thread does not keep the child alive (fact 14)', async function () {
+    if (underAsan) this.skip();
     const out = await runNode('fork-worker.js');
     assert.equal(out.code, 0, out.stderr);
     assert.equal(JSON.parse(out.stdout).exitCode, 5);

@@ -85,7 +85,7 @@ describe('waiting', () => {
       }, 5);
       const result = await fw.waitpidAsync(pid);
       clearInterval(interval);
-      assert.equal(ticks, 5);
+      assert.ok(ticks >= 5, `${ticks} timer ticks`);
       assert.deepEqual(result, { pid, status: 11 << 8, kind: 'exited', exitCode: 11 });
     });
 
