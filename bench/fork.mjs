@@ -1,0 +1,459 @@
+// Per-child cost of create + exit + reap, with the parent holding ~100 MB of JS heap:
+// forkwise fork() against child_process.fork, worker_threads, CPython os.fork and a C floor.
+//
+//   node bench/fork.mjs           table
+//   node bench/fork.mjs --json    summary as JSON
+//
+// The orchestrator (no --run) starts one sub-process per contender, so each measures with its
+// own freshly built parent, and reads one line of JSON from its stdout. Contenders run one
+// after the other: on 2 cores, running them side by side would measure the contention.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const cacheDir = join(here, '.cache');
+const require = createRequire(import.meta.url);
+
+const HEAP_BYTES = 100 * 1024 * 1024;
+const ROUNDS = 5;
+const ROUND_SECONDS = 0.6; // iterations per round are chosen so that a round takes about this
+const RUNNER_TIMEOUT_MS = 60_000;
+const FORK_WARMUP = 10;
+const TARGETS = { forkOverC: 1.5, forkVsChildProcess: 10, forkVsWorker: 3 };
+
+const CONTENDERS = [
+  { name: 'fork', label: 'forkwise fork()+_exit+waitpid' },
+  { name: 'child_process', label: 'child_process.fork' },
+  { name: 'worker', label: 'new Worker (eval)' },
+  { name: 'python', label: 'CPython os.fork()' },
+  { name: 'c', label: 'C fork() (floor)' },
+];
+
+// ---------------------------------------------------------------------------------------
+// Runners: each prints one line of JSON, { rounds: [ms per child...], iterations, ... }.
+
+// The ~100 MB the parent holds while it creates children. Small objects, so that the heap
+// spreads over many V8 pages as a real application's does.
+let retained;
+function buildHeap() {
+  retained = [];
+  let i = 0;
+  while (process.memoryUsage().heapUsed < HEAP_BYTES) {
+    for (let end = i + 10_000; i < end; i++) retained.push({ i, s: `item-${i}` });
+  }
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss, heapUsed, rssAnon: rssAnon(), objects: retained.length };
+}
+
+function rssAnon() {
+  const match = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return match ? Number(match[1]) * 1024 : null;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
+
+// Warms up, picks the iterations per round from the warm-up's pace, then times the rounds.
+async function measure(once, { warmup, minIterations, maxIterations }) {
+  let start = now();
+  for (let i = 0; i < warmup; i++) await once();
+  const pace = (now() - start) / warmup;
+  const iterations = Math.max(
+    minIterations,
+    Math.min(maxIterations, Math.round((ROUND_SECONDS * 1000) / pace)),
+  );
+  const rounds = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    start = now();
+    for (let i = 0; i < iterations; i++) await once();
+    rounds.push((now() - start) / iterations);
+  }
+  return { rounds, iterations, warmup };
+}
+
+async function runFork() {
+  const { fork, _exit, waitpid, isForkSafe } = await import('forkwise');
+  if (!isForkSafe()) throw new Error('the fork runner must run under node --single-threaded');
+  // The same addon instance that forkwise loaded (node-gyp-build resolves the same file).
+  const addon = require('node-gyp-build')(root);
+  const parent = buildHeap();
+  const before = addon.forkStats();
+  let afterWarmup;
+  let forks = 0;
+  const result = await measure(
+    () => {
+      if (forks++ === FORK_WARMUP) afterWarmup = addon.forkStats();
+      const pid = fork();
+      if (pid === 0) _exit(0);
+      const status = waitpid(pid);
+      if (status.kind !== 'exited' || status.exitCode !== 0) {
+        throw new Error(`child ended with ${JSON.stringify(status)}`);
+      }
+    },
+    { warmup: FORK_WARMUP, minIterations: 10, maxIterations: 2000 },
+  );
+  const after = addon.forkStats();
+  const timed = forks - FORK_WARMUP;
+  return {
+    ...result,
+    parent: { ...parent, rss: process.memoryUsage().rss, rssAnon: rssAnon() },
+    forkStats: {
+      forks,
+      smapsScansWarmup: afterWarmup.smapsScans - before.smapsScans,
+      smapsScansTimed: after.smapsScans - afterWarmup.smapsScans,
+      timedForks: timed,
+      dontForkRanges: after.dontForkRanges,
+    },
+  };
+}
+
+async function runChildProcess() {
+  const { fork } = await import('node:child_process');
+  mkdirSync(cacheDir, { recursive: true });
+  const script = join(cacheDir, 'exit-at-once.cjs');
+  writeFileSync(script, 'process.exit(0);\n');
+  const parent = buildHeap();
+  const once = () =>
+    new Promise((resolve, reject) => {
+      const child = fork(script, [], { execArgv: [], stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+    });
+  const result = await measure(once, { warmup: 3, minIterations: 3, maxIterations: 20 });
+  return { ...result, parent: { ...parent, rss: process.memoryUsage().rss } };
+}
+
+async function runWorker() {
+  const { Worker } = await import('node:worker_threads');
+  const parent = buildHeap();
+  const once = () =>
+    new Promise((resolve, reject) => {
+      const worker = new Worker('// ends at once', { eval: true });
+      worker.once('error', reject);
+      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+    });
+  const result = await measure(once, { warmup: 3, minIterations: 3, maxIterations: 50 });
+  return { ...result, parent: { ...parent, rss: process.memoryUsage().rss } };
+}
+
+// Python and C get the fork-parent's RSS in bytes and grow to it, touching every page.
+const PYTHON_RUNNER = String.raw`
+import json, os, sys, time
+target, rounds, round_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+page = os.sysconf('SC_PAGE_SIZE')
+held = bytearray(max(0, target - rss()))
+held[::page] = b'\x01' * len(range(0, len(held), page))  # fault every page in
+def once():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise SystemExit('child status %d' % status)
+def timed(n):
+    start = time.perf_counter()
+    for _ in range(n):
+        once()
+    return (time.perf_counter() - start) * 1000 / n
+warmup = 20
+n = max(10, min(5000, round(round_s * 1000 / timed(warmup))))
+print(json.dumps({'rounds': [timed(n) for _ in range(rounds)], 'iterations': n,
+                  'warmup': warmup, 'parent': {'rss': rss()}}))
+`;
+
+function runPython(targetRss) {
+  const args = [String(targetRss), String(ROUNDS), String(ROUND_SECONDS)];
+  return runCommand('python3', ['-c', PYTHON_RUNNER, ...args]);
+}
+
+const C_RUNNER = String.raw`
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double timed(long n) {
+  double start = now_ms();
+  for (long i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid < 0) { perror("fork"); exit(1); }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || status != 0) { perror("waitpid"); exit(1); }
+  }
+  return (now_ms() - start) / n;
+}
+
+int main(int argc, char** argv) {
+  if (argc != 4) return 2;
+  size_t bytes = strtoull(argv[1], NULL, 10);
+  int rounds = atoi(argv[2]);
+  double round_ms = atof(argv[3]) * 1000;
+  char* held = malloc(bytes);
+  if (!held) { perror("malloc"); return 1; }
+  memset(held, 1, bytes);
+  const long warmup = 20;
+  long n = (long)(round_ms / timed(warmup) + 0.5);
+  if (n < 10) n = 10;
+  if (n > 20000) n = 20000;
+  long rss_pages = 0;
+  FILE* statm = fopen("/proc/self/statm", "r");
+  if (statm) { if (fscanf(statm, "%*ld %ld", &rss_pages) != 1) rss_pages = 0; fclose(statm); }
+  printf("{\"rounds\":[");
+  for (int r = 0; r < rounds; r++) printf("%s%.6f", r ? "," : "", timed(n));
+  printf("],\"iterations\":%ld,\"warmup\":%ld,\"parent\":{\"rss\":%ld}}\n", n, warmup,
+         rss_pages * sysconf(_SC_PAGESIZE));
+  held[bytes - 1] = 0; /* keep the buffer alive */
+  return held[0] == 1 ? 0 : 1;
+}
+`;
+
+function runC(targetRss) {
+  mkdirSync(cacheDir, { recursive: true });
+  const source = join(cacheDir, 'fork_floor.c');
+  const binary = join(cacheDir, 'fork_floor');
+  writeFileSync(source, C_RUNNER);
+  const cc = spawnSync('cc', ['-O2', '-o', binary, source], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr || cc.error}`);
+  return runCommand(binary, [String(targetRss), String(ROUNDS), String(ROUND_SECONDS)]);
+}
+
+const RUNNERS = { fork: runFork, child_process: runChildProcess, worker: runWorker };
+
+// ---------------------------------------------------------------------------------------
+// Orchestrator.
+
+let current; // the runner sub-process in flight, killed with its process group on exit
+
+// Runs one contender in its own process group and parses the JSON line it prints.
+function runCommand(file, args) {
+  return new Promise((resolve, reject) => {
+    const stdio = ['ignore', 'pipe', 'pipe'];
+    const child = spawn(file, args, { cwd: root, detached: true, stdio });
+    current = child;
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => killGroup(child), RUNNER_TIMEOUT_MS);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('exit', () => (current = undefined));
+    // 'close' waits for the pipes too, so it also waits for any child the runner left behind
+    // holding them: those are still in the group when the timer kills it.
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = stdout.trim().split('\n').pop();
+      if (code === 0 && line) {
+        try {
+          resolve(JSON.parse(line));
+          return;
+        } catch {}
+      }
+      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+      reject(new Error(`${why}${stderr.trim() ? `: ${lastLines(stderr, 3)}` : ''}`));
+    });
+  });
+}
+
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {} // already gone
+}
+
+const lastLines = (text, n) => text.trim().split('\n').slice(-n).join(' | ');
+
+// A sanitizer build of the addon cannot load into a plain node, and would not be worth timing.
+function addonProblem() {
+  let file;
+  try {
+    file = require('node-gyp-build').path(root);
+  } catch (error) {
+    return `no addon build found (${error.message.split('\n')[0]}); run npx node-gyp build`;
+  }
+  const bytes = readFileSync(file);
+  if (['libasan.so', 'libubsan.so', 'libtsan.so'].some((lib) => bytes.includes(lib))) {
+    return (
+      `${file} is a sanitizer build (links libasan/libubsan/libtsan); its fork timings would ` +
+      'mean nothing. Rebuild it without sanitizers (npx node-gyp rebuild), or set ' +
+      'FORKWISE_PREBUILD to a directory holding a clean build/Release/forkwise.node'
+    );
+  }
+  return null;
+}
+
+const runNode = (args) => runCommand(process.execPath, args);
+const check = (value, op, target) => ({
+  target: `${op} ${target}`,
+  met: value == null ? null : op === '<=' ? value <= target : value >= target,
+});
+const onPath = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const round = (value, digits = 3) => (value == null ? null : Number(value.toFixed(digits)));
+const ms = (value) => value.toFixed(3);
+const mb = (bytes) => (bytes == null ? 'n/a' : `${(bytes / 1048576).toFixed(1)} MB`);
+
+async function orchestrate(json) {
+  const log = json ? () => {} : (text) => process.stderr.write(text);
+  const self = fileURLToPath(import.meta.url);
+  const results = {};
+  const skipped = {};
+  const started = Date.now();
+
+  const attempt = async (name, run) => {
+    log(`running ${name}... `);
+    try {
+      results[name] = await run();
+      log(`${median(results[name].rounds).toFixed(3)} ms/child\n`);
+    } catch (error) {
+      skipped[name] = error.message;
+      log(`skipped: ${error.message}\n`);
+    }
+  };
+
+  const problem = addonProblem();
+  if (problem) skipped.fork = problem;
+  else await attempt('fork', () => runNode(['--single-threaded', self, '--run', 'fork']));
+  await attempt('child_process', () => runNode([self, '--run', 'child_process']));
+  await attempt('worker', () => runNode([self, '--run', 'worker']));
+
+  // Python and C match the RSS of the fork parent (or, without it, of another Node parent).
+  const nodeParent = (results.fork ?? results.child_process ?? results.worker)?.parent;
+  const targetRss = nodeParent?.rss ?? 170 * 1048576;
+  if (onPath('python3')) await attempt('python', () => runPython(targetRss));
+  else skipped.python = 'python3 is not on PATH';
+  if (onPath('cc')) await attempt('c', () => runC(targetRss));
+  else skipped.c = 'cc is not on PATH';
+
+  const medians = Object.fromEntries(
+    Object.entries(results).map(([name, result]) => [name, median(result.rounds)]),
+  );
+  const ratio = (a, b) => (medians[a] && medians[b] ? medians[a] / medians[b] : null);
+  const ratios = {
+    forkVsChildProcess: ratio('child_process', 'fork'),
+    forkVsWorker: ratio('worker', 'fork'),
+    forkOverC: ratio('fork', 'c'),
+  };
+  const summary = {
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    seconds: round((Date.now() - started) / 1000, 1),
+    nodeParent: nodeParent ?? null,
+    targetRss,
+    forkStats: results.fork?.forkStats ?? null,
+    contenders: CONTENDERS.map(({ name, label }) => ({
+      name,
+      label,
+      medianMs: round(medians[name] ?? null, 4),
+      roundsMs: results[name]?.rounds.map((ms) => round(ms, 4)) ?? null,
+      iterationsPerRound: results[name]?.iterations ?? null,
+      parentRss: results[name]?.parent?.rss ?? null,
+      ratioToC: round(ratio(name, 'c'), 2),
+      skipped: skipped[name] ?? null,
+    })),
+    ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round(v, 2)])),
+    targets: {
+      forkOverC: check(ratios.forkOverC, '<=', TARGETS.forkOverC),
+      forkVsChildProcess: check(ratios.forkVsChildProcess, '>=', TARGETS.forkVsChildProcess),
+      forkVsWorker: check(ratios.forkVsWorker, '>=', TARGETS.forkVsWorker),
+    },
+  };
+
+  if (json) console.log(JSON.stringify(summary, null, 2));
+  else printTable(summary);
+}
+
+function printTable(summary) {
+  const p = summary.nodeParent;
+  console.log(
+    `\nforkwise fork benchmark: ${summary.node} ${summary.platform}, ` +
+      `median of ${ROUNDS} rounds of ~${ROUND_SECONDS} s each`,
+  );
+  if (p) {
+    console.log(`Node parent: heapUsed ${mb(p.heapUsed)}, RSS ${mb(p.rss)}` +
+      (p.rssAnon ? ` (anonymous ${mb(p.rssAnon)})` : '') + `, ${p.objects} objects held`);
+  }
+  console.log(`Python and C parents grow to ${mb(summary.targetRss)} RSS, every page touched\n`);
+
+  const rows = summary.contenders.map((c) => [
+    c.label,
+    c.medianMs == null ? 'skipped' : ms(c.medianMs),
+    c.roundsMs ? [Math.min(...c.roundsMs), Math.max(...c.roundsMs)].map(ms).join('-') : '',
+    c.iterationsPerRound == null ? '' : String(c.iterationsPerRound),
+    c.parentRss == null ? '' : mb(c.parentRss),
+    c.ratioToC == null ? '' : `${c.ratioToC.toFixed(2)}x`,
+  ]);
+  const header = ['contender', 'ms/child', 'rounds min-max', 'n/round', 'parent RSS', 'vs C floor'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const pad = (cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]));
+  const line = (cells) => cells.map(pad).join('  ').trimEnd();
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  rows.forEach((row) => console.log(line(row)));
+
+  const skipped = summary.contenders.filter((c) => c.skipped);
+  if (skipped.length) {
+    console.log('');
+    for (const c of skipped) console.log(`skipped ${c.name}: ${c.skipped}`);
+  }
+
+  const { ratios, targets } = summary;
+  const verdict = (t) => (t.met == null ? 'n/a' : t.met ? 'met' : 'MISSED');
+  console.log('');
+  for (const [title, key, suffix] of [
+    ['fork vs child_process.fork', 'forkVsChildProcess', ' faster'],
+    ['fork vs Worker', 'forkVsWorker', ' faster'],
+    ['fork / C floor', 'forkOverC', ''],
+  ]) {
+    const value = ratios[key] == null ? 'n/a' : `${ratios[key].toFixed(2)}x${suffix}`;
+    const t = targets[key];
+    const goal = `(target ${t.target}x: ${verdict(t)})`;
+    console.log(`${`${title}:`.padEnd(28)}${value.padEnd(14)} ${goal}`);
+  }
+
+  const s = summary.forkStats;
+  if (s) {
+    console.log(`\nforkStats: ${s.smapsScansTimed} smaps scans in ${s.timedForks} timed forks ` +
+      `(${s.smapsScansWarmup} in ${s.forks - s.timedForks} warm-up forks), ` +
+      `${s.dontForkRanges} MADV_DONTFORK ranges`);
+  }
+  console.log(`(${summary.seconds} s)`);
+}
+
+// ---------------------------------------------------------------------------------------
+
+const args = process.argv.slice(2);
+const runIndex = args.indexOf('--run');
+if (runIndex !== -1) {
+  const run = RUNNERS[args[runIndex + 1]];
+  if (!run) throw new Error(`unknown runner: ${args[runIndex + 1]}`);
+  console.log(JSON.stringify(await run()));
+} else {
+  const stop = (signal) => {
+    if (current) killGroup(current);
+    process.kill(process.pid, signal);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, stop);
+  await orchestrate(args.includes('--json'));
+}
