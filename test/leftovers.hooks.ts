@@ -3,12 +3,17 @@
  * descriptor behind. Recorded before the first test, checked after the last one.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { childPids, openFds, processState } from './helpers';
 
 let fdsAtStart: Map<number, string>;
 
 export const mochaHooks = {
-  beforeAll(): void {
+  async beforeAll(): Promise<void> {
+    // libuv opens descriptors of its own the first time child_process spawns (one on
+    // /dev/null when stdout is a file) and keeps them: let that happen before counting.
+    await once(spawn('true'), 'close');
     fdsAtStart = openFds();
   },
   async afterAll(): Promise<void> {

@@ -80,6 +80,19 @@ describe('signals to processes and identity', () => {
     assert.equal(fw.waitpid(pid)?.kind, 'signaled');
   });
 
+  it('real-time signals by name, both ways', () => {
+    const pid = fw.fork();
+    if (pid === 0) {
+      try {
+        fw.raise('SIGRTMIN+2');
+      } finally {
+        fw._exit(0);
+      }
+    }
+    const result = fw.waitpid(pid);
+    assert.deepEqual(result, { pid, status: 36, kind: 'signaled', signal: 'SIGRTMIN+2', coreDumped: false });
+  });
+
   it('identity functions agree with Node', () => {
     assert.equal(fw.getpid(), process.pid);
     assert.equal(fw.getppid(), process.ppid);

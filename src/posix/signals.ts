@@ -17,17 +17,28 @@ const SIGRTMAX = 64;
 /** The signal number for a name or number; 0 is allowed (existence checks). */
 export function signalNumber(sig: unknown, name = 'signal'): number {
   if (typeof sig === 'string') {
-    const value = byName[sig];
+    const value = Object.hasOwn(byName, sig) ? byName[sig] : realtimeSignal(sig);
     if (value === undefined) throw argError(TypeError, 'ERR_UNKNOWN_SIGNAL', `Unknown signal: ${sig}`);
     return value;
   }
   return validateInteger(sig, name, 0, SIGRTMAX);
 }
 
+// 'SIGRTMIN', 'SIGRTMIN+3', 'SIGRTMAX-2', as signalName() writes them and `kill -l` prints.
+function realtimeSignal(name: string): number | undefined {
+  const match = /^SIGRT(MIN|MAX)(?:([+-])([1-9]\d?))?$/.exec(name);
+  if (match === null) return undefined;
+  const base = match[1] === 'MIN' ? SIGRTMIN : SIGRTMAX;
+  const offset = match[2] === undefined ? 0 : Number(match[3]) * (match[2] === '+' ? 1 : -1);
+  const value = base + offset;
+  return value >= SIGRTMIN && value <= SIGRTMAX ? value : undefined;
+}
+
 /** The name of a signal number; real-time signals read as `kill -l` prints them. */
 export function signalName(signo: number): NodeJS.Signals {
   const name = byNumber.get(signo);
   if (name !== undefined) return name;
-  if (signo >= SIGRTMIN && signo <= SIGRTMAX) return `SIGRTMIN+${signo - SIGRTMIN}` as NodeJS.Signals;
+  if (signo === SIGRTMIN) return 'SIGRTMIN' as NodeJS.Signals;
+  if (signo > SIGRTMIN && signo <= SIGRTMAX) return `SIGRTMIN+${signo - SIGRTMIN}` as NodeJS.Signals;
   return `SIG${signo}` as NodeJS.Signals;
 }
