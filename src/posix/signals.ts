@@ -3,7 +3,8 @@ import { constants } from 'node:os';
 import { argError } from './errors';
 import { validateInteger } from './validate';
 
-export type Signal = NodeJS.Signals | number;
+/** A signal name as `process.kill` takes it, a real-time name (`SIGRTMIN+2`), or a number. */
+export type Signal = NodeJS.Signals | `SIGRTMIN${string}` | `SIGRTMAX${string}` | number;
 
 const byName = constants.signals as Record<string, number>;
 const byNumber = new Map<number, NodeJS.Signals>();
