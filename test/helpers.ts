@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { _exit, fork } from 'forkwise';
 
 export const fixtures = join(__dirname, '..', 'test', 'fixtures');
 
@@ -91,4 +92,18 @@ export function processState(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Forks a child that runs `body` and then always ends with _exit. */
+export function forkChild(body: () => number | void): number {
+  const pid = fork();
+  if (pid === 0) {
+    let code = 0;
+    try {
+      code = body() ?? 0;
+    } finally {
+      _exit(code);
+    }
+  }
+  return pid;
 }

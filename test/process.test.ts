@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readSync, writeSync } from 'node:fs';
 import * as fw from 'forkwise';
+import { forkChild } from './helpers';
 
 describe('signals to processes and identity', () => {
   it('kill delivers a signal and kill(pid, 0) checks existence', () => {
@@ -52,43 +53,20 @@ describe('signals to processes and identity', () => {
   });
 
   it('setsid makes a new session led by the child', () => {
-    const [r, w] = fw.pipe();
-    const pid = fw.fork();
-    if (pid === 0) {
-      let code = 1;
-      try {
-        const sid = fw.setsid();
-        code = sid === fw.getpid() && fw.getsid() === sid && fw.getpgid() === sid ? 0 : 2;
-      } finally {
-        fw._exit(code);
-      }
-    }
-    fw.close(r);
-    fw.close(w);
+    const pid = forkChild(() => {
+      const sid = fw.setsid();
+      return sid === fw.getpid() && fw.getsid() === sid && fw.getpgid() === sid ? 0 : 2;
+    });
     assert.deepEqual(fw.waitpid(pid), { pid, status: 0, kind: 'exited', exitCode: 0 });
   });
 
   it('raise signals the calling process', () => {
-    const pid = fw.fork();
-    if (pid === 0) {
-      try {
-        fw.raise('SIGUSR2');
-      } finally {
-        fw._exit(0);
-      }
-    }
+    const pid = forkChild(() => fw.raise('SIGUSR2'));
     assert.equal(fw.waitpid(pid)?.kind, 'signaled');
   });
 
   it('real-time signals by name, both ways', () => {
-    const pid = fw.fork();
-    if (pid === 0) {
-      try {
-        fw.raise('SIGRTMIN+2');
-      } finally {
-        fw._exit(0);
-      }
-    }
+    const pid = forkChild(() => fw.raise('SIGRTMIN+2'));
     const result = fw.waitpid(pid);
     assert.deepEqual(result, { pid, status: 36, kind: 'signaled', signal: 'SIGRTMIN+2', coreDumped: false });
   });

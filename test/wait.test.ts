@@ -1,21 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fw from 'forkwise';
-import { runNode } from './helpers';
-
-/** Forks a child that runs `body` and then always ends with _exit. */
-function forkChild(body: () => number | void): number {
-  const pid = fw.fork();
-  if (pid === 0) {
-    let code = 0;
-    try {
-      code = body() ?? 0;
-    } finally {
-      fw._exit(code);
-    }
-  }
-  return pid;
-}
+import { forkChild, runNode } from './helpers';
 
 describe('waiting', () => {
   it('waitpid reports an exit code', () => {
