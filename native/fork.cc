@@ -1,6 +1,7 @@
 // fork() that returns into JavaScript in both processes, and the native half of the child's
 // fix-ups: V8's MADV_DONTFORK regions (heap_regions.cc) and the event loop (loop_fork.cc).
 // What is policy (exit paths, process.pid, Math.random, warnings) lives in src/posix/fork.ts.
+#include <node.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -90,7 +91,21 @@ void Exit(const Napi::CallbackInfo& info) { _exit(ArgInt32(info, 0) & 0xff); }
 
 }  // namespace
 
+// Node's thread pool looks up the trace category of its jobs each time one runs; the first
+// lookup in a process registers the category under a lock of V8's tracing controller. A fork
+// at that instant copies the lock held, and the child's first crypto or zlib job blocks on
+// it for ever (seen in gdb: a pool thread in TracingController::GetCategoryGroupEnabled).
+// Registering the category here, from the loading thread, leaves only lock-free lookups to
+// the pool threads.
+void RegisterThreadPoolTraceCategory() {
+  v8::TracingController* tracing = node::GetTracingController();
+  if (tracing != nullptr) {
+    tracing->GetCategoryGroupEnabled("node,node.threadpoolwork,node.threadpoolwork.sync");
+  }
+}
+
 void InitFork(Napi::Env env, Napi::Object exports) {
+  RegisterThreadPoolTraceCategory();
   exports["fork"] = Napi::Function::New(env, Fork, "fork");
   exports["restoreDontFork"] = Napi::Function::New(env, RestoreDontFork, "restoreDontFork");
   exports["forkStats"] = Napi::Function::New(env, ForkStats, "forkStats");

@@ -71,15 +71,26 @@ describe('fork()', function () {
     assert.equal(r.status.exitCode, 0);
   });
 
-  it('writes queued on a stream at fork time reach the reader once (fact 13)', async () => {
+  it('data queued on a stream at fork time reaches the reader once (fact 13)', async () => {
     const out = await runNode('fork-pending-writes.js');
     assert.equal(out.code, 0, out.stderr);
     const r = JSON.parse(out.stdout);
-    assert.ok(r.queuedAtFork > 0, 'the scenario must have writes queued at fork time');
-    assert.equal(r.ps, 256 * 1024);
+    const chunk = 100 * 1024;
+    assert.ok(r.atFork.queued > 0, 'the scenario must have writes queued at fork time');
+    assert.ok(r.atFork.jsBuffered > 0, 'and chunks in the JavaScript buffer');
+    assert.deepEqual([r.a, r.b, r.c], [chunk, chunk, chunk]);
     assert.equal(r.child, true);
-    assert.equal(r.total, 256 * 1024 + 'CHILD'.length);
+    assert.equal(r.total, 3 * chunk + 'CHILD'.length);
     assert.equal(r.status.exitCode, 0);
+  });
+
+  it("a backlog on the parent's stdout is written once, by the parent", async () => {
+    const out = await runNode('fork-stdout-backlog.js');
+    assert.equal(out.code, 0, out.stderr);
+    assert.ok(Number(/backlog at fork: (\d+)/.exec(out.stderr)![1]) > 0, out.stderr);
+    assert.match(out.stderr, /"exitCode":0/);
+    assert.equal(out.stdout.split('p').length - 1, 2_000_000);
+    assert.equal(out.stdout.split('CHILD\n').length - 1, 1);
   });
 
   it('children forked while the thread pool is busy end on their own (fact 13)', async function () {

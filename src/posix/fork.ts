@@ -128,7 +128,39 @@ function becomeChild(): void {
   for (const worker of liveWorkers) worker.unref();
   liveWorkers.clear();
   forgetInheritedWatches();
+  forgetInheritedChunks();
   installChildExit();
+}
+
+// Chunks that a stream of the parent still held in its JavaScript buffer at the instant of
+// fork are the parent's to write (the request that libuv was writing is completed without
+// writing in native/loop_fork.cc). Dropped here, the child writes only its own data. Done
+// through the Writable's state, checked for the shape it has in Node 20 to 24; a stream
+// whose state looks different is left alone.
+interface WritableStateShape {
+  buffered: Array<{ chunk: { length: number }; callback: (error?: Error | null) => void }>;
+  bufferedIndex: number;
+  length: number;
+  pendingcb: number;
+  objectMode: boolean;
+}
+
+function forgetInheritedChunks(): void {
+  const getHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles;
+  const streams = new Set<unknown>([process.stdout, process.stderr, ...(getHandles?.call(process) ?? [])]);
+  for (const stream of streams) {
+    const state = (stream as { _writableState?: WritableStateShape } | null)?._writableState;
+    if (!state || !Array.isArray(state.buffered) || typeof state.bufferedIndex !== 'number') continue;
+    if (typeof state.length !== 'number' || typeof state.pendingcb !== 'number') continue;
+    const inherited = state.buffered.slice(state.bufferedIndex);
+    if (inherited.length === 0) continue;
+    state.buffered = [];
+    state.bufferedIndex = 0;
+    for (const { chunk } of inherited) state.length -= state.objectMode ? 1 : chunk.length;
+    // Their callbacks would have run once written: they run, as for a completed write.
+    state.pendingcb -= inherited.length;
+    for (const { callback } of inherited) process.nextTick(callback, null);
+  }
 }
 
 // Math.random would continue the parent's exact sequence (DESIGN.md fact 6), and V8 offers
