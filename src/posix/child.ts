@@ -1,0 +1,124 @@
+/**
+ * The JavaScript half of a forked child's fix-ups (DESIGN.md facts 4-6 and 14): its pid,
+ * its own Math.random, the parent's worker threads and pending writes let go, and every exit
+ * path ended with _exit. The native half (V8's regions, the event loop) is native/fork.cc.
+ */
+import { randomFillSync } from 'node:crypto';
+import { inspect } from 'node:util';
+import type { Worker } from 'node:worker_threads';
+import { native } from './native';
+import { flushStdio } from './stdio';
+import { forgetInheritedWatches } from './wait';
+
+// Workers alive in this process. A forked child has copies of their handles but not their
+// threads, so it unreferences them: they must not keep the child alive (DESIGN.md fact 14).
+const liveWorkers = new Set<Worker>();
+process.on('worker', (worker: Worker) => {
+  liveWorkers.add(worker);
+  worker.once('exit', () => liveWorkers.delete(worker));
+});
+
+export function becomeChild(): void {
+  // process.pid is cached at start-up (DESIGN.md fact 5).
+  Object.defineProperty(process, 'pid', {
+    value: native.getpid(),
+    configurable: true,
+    enumerable: true,
+    writable: true,
+  });
+  reseedMathRandom();
+  for (const worker of liveWorkers) worker.unref();
+  liveWorkers.clear();
+  forgetInheritedWatches();
+  forgetInheritedChunks();
+  installChildExit();
+}
+
+// Chunks that a stream of the parent still held in its JavaScript buffer at the instant of
+// fork are the parent's to write (the request that libuv was writing is completed without
+// writing in native/loop_fork.cc). Dropped here, the child writes only its own data. Done
+// through the Writable's state, checked for the shape it has in Node 20 to 24; a stream
+// whose state looks different is left alone.
+interface WritableStateShape {
+  buffered: Array<{ chunk: { length: number }; callback: (error?: Error | null) => void }>;
+  bufferedIndex: number;
+  length: number;
+  pendingcb: number;
+  objectMode: boolean;
+}
+
+function forgetInheritedChunks(): void {
+  const getHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles;
+  const streams = new Set<unknown>([process.stdout, process.stderr, ...(getHandles?.call(process) ?? [])]);
+  for (const stream of streams) {
+    const state = (stream as { _writableState?: WritableStateShape } | null)?._writableState;
+    if (!state || !Array.isArray(state.buffered) || typeof state.bufferedIndex !== 'number') continue;
+    if (typeof state.length !== 'number' || typeof state.pendingcb !== 'number') continue;
+    const inherited = state.buffered.slice(state.bufferedIndex);
+    if (inherited.length === 0) continue;
+    state.buffered = [];
+    state.bufferedIndex = 0;
+    for (const { chunk } of inherited) state.length -= state.objectMode ? 1 : chunk.length;
+    // Their callbacks would have run once written: they run, as for a completed write.
+    state.pendingcb -= inherited.length;
+    for (const { callback } of inherited) process.nextTick(callback, null);
+  }
+}
+
+// Math.random would continue the parent's exact sequence (DESIGN.md fact 6), and V8 offers
+// no way to reseed it. The child gets its own generator: 53 random bits per number, from the
+// system's CSPRNG, drawn in blocks. (A reference to the old Math.random taken before fork
+// still follows the parent's sequence.)
+function reseedMathRandom(): void {
+  const block = new Uint32Array(2048);
+  let next = block.length;
+  Math.random = function random(): number {
+    if (next === block.length) {
+      randomFillSync(block);
+      next = 0;
+    }
+    const high = block[next++]! >>> 5; // 27 bits
+    const low = block[next++]! >>> 6; // 26 bits
+    return (high * 67108864 + low) / 9007199254740992;
+  };
+}
+
+let childExitInstalled = false;
+let fatalError: { error: unknown } | undefined;
+
+// Every way a Node process ends emits 'exit' first and then runs Node's shutdown, which in a
+// forked child joins threads that do not exist (DESIGN.md fact 4). So the child ends itself
+// right after the last 'exit' listener has run. On an uncaught exception Node emits 'exit'
+// before printing the error, so the child prints it (seen by 'uncaughtExceptionMonitor').
+function installChildExit(): void {
+  fatalError = undefined;
+  if (childExitInstalled) return;
+  childExitInstalled = true;
+  process.on('uncaughtExceptionMonitor', (error) => {
+    const handled =
+      process.listenerCount('uncaughtException') > 0 || process.hasUncaughtExceptionCaptureCallback();
+    if (!handled) fatalError = { error };
+  });
+  const emit = process.emit;
+  process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | symbol, ...args: unknown[]) {
+    const result = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
+    if (event === 'exit') endChild(args[0]);
+    return result;
+  } as typeof process.emit;
+}
+
+function endChild(emittedCode: unknown): never {
+  const exitCode = process.exitCode ?? emittedCode ?? 0;
+  let code = Number(exitCode);
+  if (!Number.isInteger(code)) code = 1;
+  if (fatalError !== undefined) {
+    const { error } = fatalError;
+    const text = error instanceof Error ? inspect(error) : `Uncaught ${inspect(error)}`;
+    process.stderr.write(`${text}\n\nNode.js ${process.version}\n`);
+  }
+  try {
+    flushStdio();
+  } finally {
+    native._exit(code & 0xff);
+  }
+}
