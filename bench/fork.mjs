@@ -8,7 +8,7 @@
 // own freshly built parent, and reads one line of JSON from its stdout. Contenders run one
 // after the other: on 2 cores, running them side by side would measure the contention.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const cacheDir = join(here, '.cache');
+const layoutFile = join(cacheDir, 'node-layout.txt'); // removed after the run
 const require = createRequire(import.meta.url);
 
 const HEAP_BYTES = 100 * 1024 * 1024;
@@ -31,6 +32,7 @@ const CONTENDERS = [
   { name: 'worker', label: 'new Worker (eval)' },
   { name: 'python', label: 'CPython os.fork()' },
   { name: 'c', label: 'C fork() (floor)' },
+  { name: 'c_layout', label: "C fork(), Node's layout" },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -52,6 +54,24 @@ function buildHeap() {
 function rssAnon() {
   const match = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
   return match ? Number(match[1]) * 1024 : null;
+}
+
+// The parent's private anonymous mappings, as "start end rss perms" lines (hex), for the C
+// contender that rebuilds them at the same addresses; vmas counts every mapping.
+function anonLayout() {
+  const mappings = [];
+  let vmas = 0;
+  for (const entry of readFileSync('/proc/self/smaps', 'utf8').split(/^(?=[0-9a-f]+-)/m)) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+) *(.*)$/m.exec(entry);
+    if (!head) continue;
+    vmas++;
+    const [, start, end, perms, inode, path] = head;
+    const anon = path === '' || path === '[heap]' || path.startsWith('[anon:');
+    if (!anon || inode !== '0' || perms[3] !== 'p') continue; // file-backed, shared, [stack]...
+    const rss = Number(/^Rss:\s+(\d+) kB/m.exec(entry)[1]) * 1024;
+    mappings.push(`${start} ${end} ${rss.toString(16)} ${perms}`);
+  }
+  return { mappings, vmas };
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
@@ -100,6 +120,7 @@ async function runFork() {
   return {
     ...result,
     parent: { ...parent, rss: process.memoryUsage().rss, rssAnon: rssAnon() },
+    layout: anonLayout(),
     forkStats: {
       forks,
       smapsScansWarmup: afterWarmup.smapsScans - before.smapsScans,
@@ -172,10 +193,19 @@ function runPython(targetRss) {
   return runCommand('python3', ['-c', PYTHON_RUNNER, ...args]);
 }
 
+// The C floor memsets the bytes in one block. A second C contender rebuilds the fork parent's
+// own layout instead, because the kernel's fork cost depends on how spread out the memory is,
+// not only on how much there is: fork copies, and the child's exit frees, the page tables and
+// VMAs of every mapping. In one block a page-table page serves 2 MB of it; V8 scatters its
+// heap over the address space in hundreds of 256 KB pages, each a VMA with page tables of its
+// own. With --layout FILE, the program maps each "start end rss perms" line (hex) of FILE at
+// the same address, touches its first rss bytes and sets its permissions as Node had them. A
+// range already taken (by the program's own libc, stack...) is skipped and counted.
 const C_RUNNER = String.raw`
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -198,14 +228,53 @@ static double timed(long n) {
   return (now_ms() - start) / n;
 }
 
+static long mapped, skipped, vmas;
+static unsigned long touched, skipped_bytes;
+
+static void replicate(const char* path) {
+  FILE* f = fopen(path, "r");
+  if (!f) { perror(path); exit(1); }
+  unsigned long start, end, rss;
+  char perms[5];
+  size_t page = sysconf(_SC_PAGESIZE);
+  while (fscanf(f, "%lx %lx %lx %4s", &start, &end, &rss, perms) == 4) {
+    size_t len = end - start;
+    char* p = mmap((void*)start, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != (char*)start) { /* taken; a kernel before 4.17 treats the address as a hint */
+      if (p != MAP_FAILED) munmap(p, len);
+      skipped++, skipped_bytes += rss;
+      continue;
+    }
+    if (rss > len) rss = len;
+    for (size_t off = 0; off < rss; off += page) p[off] = 1;
+    int prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+               (perms[2] == 'x' ? PROT_EXEC : 0);
+    if (prot != (PROT_READ | PROT_WRITE)) mprotect(p, len, prot); /* as Node had it */
+    mapped++, touched += rss;
+  }
+  fclose(f);
+  if (!mapped) { fprintf(stderr, "no mapping of %s could be replicated\n", path); exit(1); }
+  FILE* maps = fopen("/proc/self/maps", "r");
+  for (int c; maps && (c = fgetc(maps)) != EOF;) vmas += c == '\n';
+  if (maps) fclose(maps);
+}
+
+/* fork_floor BYTES ROUNDS ROUND_S, or fork_floor --layout FILE ROUNDS ROUND_S */
 int main(int argc, char** argv) {
-  if (argc != 4) return 2;
-  size_t bytes = strtoull(argv[1], NULL, 10);
-  int rounds = atoi(argv[2]);
-  double round_ms = atof(argv[3]) * 1000;
-  char* held = malloc(bytes);
-  if (!held) { perror("malloc"); return 1; }
-  memset(held, 1, bytes);
+  int layout = argc == 5 && strcmp(argv[1], "--layout") == 0;
+  if (argc != 4 && !layout) return 2;
+  int rounds = atoi(argv[argc - 2]);
+  double round_ms = atof(argv[argc - 1]) * 1000;
+  size_t bytes = 0;
+  char* held = NULL;
+  if (layout) replicate(argv[2]);
+  else {
+    bytes = strtoull(argv[1], NULL, 10);
+    held = malloc(bytes);
+    if (!held) { perror("malloc"); return 1; }
+    memset(held, 1, bytes);
+  }
   const long warmup = 20;
   long n = (long)(round_ms / timed(warmup) + 0.5);
   if (n < 10) n = 10;
@@ -215,21 +284,44 @@ int main(int argc, char** argv) {
   if (statm) { if (fscanf(statm, "%*ld %ld", &rss_pages) != 1) rss_pages = 0; fclose(statm); }
   printf("{\"rounds\":[");
   for (int r = 0; r < rounds; r++) printf("%s%.6f", r ? "," : "", timed(n));
-  printf("],\"iterations\":%ld,\"warmup\":%ld,\"parent\":{\"rss\":%ld}}\n", n, warmup,
+  printf("],\"iterations\":%ld,\"warmup\":%ld,\"parent\":{\"rss\":%ld}", n, warmup,
          rss_pages * sysconf(_SC_PAGESIZE));
+  if (layout) {
+    printf(",\"layout\":{\"mapped\":%ld,\"touched\":%lu,\"skipped\":%ld,\"skippedBytes\":%lu,"
+           "\"vmas\":%ld}", mapped, touched, skipped, skipped_bytes, vmas);
+  }
+  printf("}\n");
+  if (layout) return 0;
   held[bytes - 1] = 0; /* keep the buffer alive */
   return held[0] == 1 ? 0 : 1;
 }
 `;
 
-function runC(targetRss) {
+let cBinary; // compiled once per run
+function compileC() {
+  if (cBinary) return cBinary;
   mkdirSync(cacheDir, { recursive: true });
   const source = join(cacheDir, 'fork_floor.c');
   const binary = join(cacheDir, 'fork_floor');
   writeFileSync(source, C_RUNNER);
   const cc = spawnSync('cc', ['-O2', '-o', binary, source], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr || cc.error}`);
-  return runCommand(binary, [String(targetRss), String(ROUNDS), String(ROUND_SECONDS)]);
+  return (cBinary = binary);
+}
+
+function runC(targetRss) {
+  return runCommand(compileC(), [String(targetRss), String(ROUNDS), String(ROUND_SECONDS)]);
+}
+
+async function runCLayout(mappings) {
+  const args = ['--layout', layoutFile, String(ROUNDS), String(ROUND_SECONDS)];
+  const binary = compileC();
+  writeFileSync(layoutFile, `${mappings.join('\n')}\n`);
+  try {
+    return await runCommand(binary, args);
+  } finally {
+    rmSync(layoutFile, { force: true });
+  }
 }
 
 const RUNNERS = { fork: runFork, child_process: runChildProcess, worker: runWorker };
@@ -343,8 +435,13 @@ async function orchestrate(json) {
   const targetRss = nodeParent?.rss ?? 170 * 1048576;
   if (onPath('python3')) await attempt('python', () => runPython(targetRss));
   else skipped.python = 'python3 is not on PATH';
-  if (onPath('cc')) await attempt('c', () => runC(targetRss));
-  else skipped.c = 'cc is not on PATH';
+  const layout = results.fork?.layout;
+  if (!onPath('cc')) skipped.c = skipped.c_layout = 'cc is not on PATH';
+  else {
+    await attempt('c', () => runC(targetRss));
+    if (layout) await attempt('c_layout', () => runCLayout(layout.mappings));
+    else skipped.c_layout = 'needs the memory layout of the forkwise parent';
+  }
 
   const medians = Object.fromEntries(
     Object.entries(results).map(([name, result]) => [name, median(result.rounds)]),
@@ -354,6 +451,7 @@ async function orchestrate(json) {
     forkVsChildProcess: ratio('child_process', 'fork'),
     forkVsWorker: ratio('worker', 'fork'),
     forkOverC: ratio('fork', 'c'),
+    forkOverCLayout: ratio('fork', 'c_layout'),
   };
   const summary = {
     node: process.version,
@@ -362,6 +460,13 @@ async function orchestrate(json) {
     nodeParent: nodeParent ?? null,
     targetRss,
     forkStats: results.fork?.forkStats ?? null,
+    layout: layout
+      ? {
+          nodeMappings: layout.mappings.length,
+          nodeVmas: layout.vmas,
+          ...results.c_layout?.layout, // mapped, touched (bytes), skipped, skippedBytes, vmas
+        }
+      : null,
     contenders: CONTENDERS.map(({ name, label }) => ({
       name,
       label,
@@ -394,7 +499,14 @@ function printTable(summary) {
     console.log(`Node parent: heapUsed ${mb(p.heapUsed)}, RSS ${mb(p.rss)}` +
       (p.rssAnon ? ` (anonymous ${mb(p.rssAnon)})` : '') + `, ${p.objects} objects held`);
   }
-  console.log(`Python and C parents grow to ${mb(summary.targetRss)} RSS, every page touched\n`);
+  console.log(`Python and C parents grow to ${mb(summary.targetRss)} RSS, every page touched`);
+  const l = summary.layout;
+  if (l?.mapped) {
+    console.log(`C with Node's layout: ${l.mapped} of ${l.nodeMappings} anonymous mappings at ` +
+      `Node's addresses, ${mb(l.touched)} touched, ${l.skipped} skipped (${mb(l.skippedBytes)}); ` +
+      `${l.vmas} VMAs (Node: ${l.nodeVmas})`);
+  }
+  console.log('');
 
   const rows = summary.contenders.map((c) => [
     c.label,
@@ -431,6 +543,10 @@ function printTable(summary) {
     const goal = `(target ${t.target}x: ${verdict(t)})`;
     console.log(`${`${title}:`.padEnd(28)}${value.padEnd(14)} ${goal}`);
   }
+  if (ratios.forkOverCLayout != null) {
+    const value = `${ratios.forkOverCLayout.toFixed(2)}x`;
+    console.log(`${"fork / C, Node's layout:".padEnd(28)}${value.padEnd(14)} (no target)`);
+  }
 
   const s = summary.forkStats;
   if (s) {
@@ -452,6 +568,7 @@ if (runIndex !== -1) {
 } else {
   const stop = (signal) => {
     if (current) killGroup(current);
+    rmSync(layoutFile, { force: true });
     process.kill(process.pid, signal);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, stop);

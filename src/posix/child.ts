@@ -48,9 +48,10 @@ interface WritableStateShape {
 }
 
 function forgetInheritedChunks(): void {
+  // A stream with writes queued has an active handle, stdout and stderr included. (Reading
+  // process.stdout here would create the stream in every child that never used it.)
   const getHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles;
-  const streams = new Set<unknown>([process.stdout, process.stderr, ...(getHandles?.call(process) ?? [])]);
-  for (const stream of streams) {
+  for (const stream of getHandles?.call(process) ?? []) {
     const state = (stream as { _writableState?: WritableStateShape } | null)?._writableState;
     if (!state || !Array.isArray(state.buffered) || typeof state.bufferedIndex !== 'number') continue;
     if (typeof state.length !== 'number' || typeof state.pendingcb !== 'number') continue;
