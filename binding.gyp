@@ -12,6 +12,7 @@
           "native/exec.cc",
           "native/wait.cc",
           "native/fd.cc",
+          "native/fd_passing.cc",
           "native/process.cc"
         ]
       }]],

@@ -21,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitExec(env, exports);
   InitWait(env, exports);
   InitFd(env, exports);
+  InitFdPassing(env, exports);
   InitProcess(env, exports);
   return exports;
 }

@@ -27,6 +27,7 @@ AddonData& Data(Napi::Env env);
 int32_t ArgInt32(const Napi::CallbackInfo& info, size_t index);
 std::string ArgString(const Napi::CallbackInfo& info, size_t index);
 std::vector<std::string> ArgStringArray(const Napi::CallbackInfo& info, size_t index);
+Napi::Uint8Array ArgUint8Array(const Napi::CallbackInfo& info, size_t index);
 
 // A null-terminated char* array over strings that outlive it (for exec and spawn).
 std::vector<char*> CStringArray(std::vector<std::string>& strings);
@@ -49,6 +50,7 @@ void InitFork(Napi::Env env, Napi::Object exports);
 void InitExec(Napi::Env env, Napi::Object exports);
 void InitWait(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
+void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 
 }  // namespace forkwise

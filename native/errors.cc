@@ -60,6 +60,14 @@ std::vector<std::string> ArgStringArray(const Napi::CallbackInfo& info, size_t i
   return out;
 }
 
+Napi::Uint8Array ArgUint8Array(const Napi::CallbackInfo& info, size_t index) {
+  if (index >= info.Length() || !info[index].IsTypedArray() ||
+      info[index].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    TypeFail(info, index, "a Uint8Array");
+  }
+  return info[index].As<Napi::Uint8Array>();
+}
+
 std::vector<char*> CStringArray(std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);

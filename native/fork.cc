@@ -78,11 +78,7 @@ void FlushQueuedWritesJs(const Napi::CallbackInfo& info) {
 
 void WriteAllJs(const Napi::CallbackInfo& info) {
   int fd = ArgInt32(info, 0);
-  if (info.Length() < 2 || !info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), "forkwise native: data must be a Uint8Array");
-  }
-  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array data = ArgUint8Array(info, 1);
   int err = WriteAll(fd, reinterpret_cast<const char*>(data.Data()), data.ByteLength());
   if (err) ThrowErrno(info.Env(), err, "write");
 }

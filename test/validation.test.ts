@@ -253,6 +253,10 @@ describe('argument validation of the raw API', () => {
       ['setInheritable(fd, false)', (fd) => fw.setInheritable(u(fd), false)],
       ['getBlocking(fd)', (fd) => fw.getBlocking(u(fd))],
       ['setBlocking(fd, true)', (fd) => fw.setBlocking(u(fd), true)],
+      // `other` is a pipe: a call that got through would fail with ENOTSOCK, never block.
+      ['sendFds(sock, data, [])', (fd) => fw.sendFds(u(fd), Buffer.from('x'), [])],
+      ['sendFds(ok, data, [fd])', (fd, other) => fw.sendFds(other, Buffer.from('x'), [u(fd)])],
+      ['recvFds(sock, 1, 1)', (fd) => fw.recvFds(u(fd), 1, 1)],
     ];
 
     for (const [name, call] of FD_CALLS) {

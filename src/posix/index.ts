@@ -22,5 +22,6 @@ export {
   type WaitResult,
 } from './wait';
 export { pipe, dup, dup2, close, getInheritable, setInheritable, getBlocking, setBlocking } from './fd';
+export { socketpair, sendFds, recvFds } from './fd_passing';
 export { kill, killpg, raise } from './kill';
 export { getpid, getppid, getpgid, setpgid, getsid, setsid } from './identity';

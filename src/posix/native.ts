@@ -29,6 +29,9 @@ export interface NativeBinding {
   setInheritable(fd: number, on: boolean): void;
   getBlocking(fd: number): boolean;
   setBlocking(fd: number, on: boolean): void;
+  socketpair(): [number, number];
+  sendFds(sock: number, data: Uint8Array, fds: number[]): number;
+  recvFds(sock: number, buffer: Uint8Array, maxFds: number): [received: number, fds: number[], truncated: boolean];
   kill(pid: number, signo: number): void;
   killpg(pgid: number, signo: number): void;
   raise(signo: number): void;

@@ -1,4 +1,5 @@
 /** Argument checks with Node's messages and codes, run before anything reaches C++. */
+import { isArrayBufferView } from 'node:util/types';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors';
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -65,4 +66,22 @@ export function validateObject(value: unknown, name: string): Record<string, unk
     throw invalidArgType(name, 'of type object', value);
   }
   return value as Record<string, unknown>;
+}
+
+/** Bytes as Node's APIs take them (Buffer, any TypedArray, DataView), seen as a Uint8Array. */
+export function validateBytes(value: unknown, name: string): Uint8Array {
+  if (!isArrayBufferView(value)) {
+    throw invalidArgType(name, 'an instance of Buffer, TypedArray, or DataView', value);
+  }
+  return value instanceof Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** An array of at most `max` descriptor numbers. */
+export function validateFdArray(value: unknown, name: string, max: number): number[] {
+  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value);
+  if (value.length > max) throw outOfRange(`${name}.length`, `<= ${max}`, value.length);
+  // A plain loop, not map(): map skips the holes of a sparse array.
+  const fds: number[] = [];
+  for (let i = 0; i < value.length; i++) fds.push(validateFd(value[i], `${name}[${i}]`));
+  return fds;
 }
