@@ -19,6 +19,19 @@ export interface NativeBinding {
   writeAll(fd: number, data: Uint8Array): void;
   _exit(code: number): never;
   exec(file: string, argv: string[], env: string[] | null, searchPath: boolean, syscall: string): never;
+  spawn(
+    file: string,
+    argv: string[],
+    env: string[] | null,
+    searchPath: boolean,
+    syscall: string,
+    fileActions: Array<['open', number, string, number, number] | ['close', number] | ['dup2', number, number] | ['chdir', string]>,
+    pgroup: number | null,
+    setsid: boolean,
+    resetids: boolean,
+    sigmask: number[] | null,
+    sigdef: number[] | null,
+  ): number;
   waitpid(pid: number, options: number): [pid: number, status: number] | null;
   ExitWatch: new (pid: number, onExit: () => void, usePidfd: boolean) => NativeExitWatch;
   pipe(flags: number): [number, number];
