@@ -77,7 +77,7 @@ class FileActions {
       err = posix_spawn_file_actions_addchdir_np(&actions_, path.c_str());
 #endif
     } else {
-      NativeTypeFail(env, "unknown file action '" + tag + "'");
+      NativeTypeFail(env, "file action '" + tag + "' is unknown or has the wrong length");
     }
     // These return the error number; they do not set errno.
     if (err != 0) ThrowErrno(env, err, call);
