@@ -10,6 +10,13 @@ export interface NativeExitWatch {
   cancel(): void;
 }
 
+/** A posix_spawn file action as the addon takes it; 'chdir' is addchdir_np. */
+export type NativeFileAction =
+  | ['open', fd: number, path: string, flags: number, mode: number]
+  | ['close', fd: number]
+  | ['dup2', fd: number, newFd: number]
+  | ['chdir', path: string];
+
 export interface NativeBinding {
   setErrorFactory(make: (errno: number, syscall: string, path?: string, description?: string) => Error): void;
   fork(): number;
@@ -25,7 +32,7 @@ export interface NativeBinding {
     env: string[] | null,
     searchPath: boolean,
     syscall: string,
-    fileActions: Array<['open', number, string, number, number] | ['close', number] | ['dup2', number, number] | ['chdir', string]>,
+    fileActions: NativeFileAction[],
     pgroup: number | null,
     setsid: boolean,
     resetids: boolean,

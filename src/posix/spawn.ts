@@ -7,7 +7,7 @@
  */
 import { constants } from 'node:os';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors';
-import { native } from './native';
+import { native, type NativeFileAction } from './native';
 import { signalNumber, type Signal } from './signals';
 import {
   validateArgv,
@@ -47,12 +47,6 @@ export interface PosixSpawnOptions {
   /** The child's working directory; relative paths (the program's, `open` actions') resolve in it. */
   cwd?: string;
 }
-
-type NativeFileAction =
-  | ['open', number, string, number, number]
-  | ['close', number]
-  | ['dup2', number, number]
-  | ['chdir', string];
 
 const ACTION_SHAPES: Record<string, string> = {
   open: "['open', fd, path, flags, mode]",
