@@ -10,6 +10,7 @@
           "native/heap_regions.cc",
           "native/loop_fork.cc",
           "native/exec.cc",
+          "native/spawn.cc",
           "native/wait.cc",
           "native/fd.cc",
           "native/fd_passing.cc",

@@ -19,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitErrors(env, exports);
   InitFork(env, exports);
   InitExec(env, exports);
+  InitSpawn(env, exports);
   InitWait(env, exports);
   InitFd(env, exports);
   InitFdPassing(env, exports);

@@ -10,6 +10,13 @@ export interface NativeExitWatch {
   cancel(): void;
 }
 
+/** A posix_spawn file action as the addon takes it; 'chdir' is addchdir_np. */
+export type NativeFileAction =
+  | ['open', fd: number, path: string, flags: number, mode: number]
+  | ['close', fd: number]
+  | ['dup2', fd: number, newFd: number]
+  | ['chdir', path: string];
+
 export interface NativeBinding {
   setErrorFactory(make: (errno: number, syscall: string, path?: string, description?: string) => Error): void;
   fork(): number;
@@ -19,6 +26,19 @@ export interface NativeBinding {
   writeAll(fd: number, data: Uint8Array): void;
   _exit(code: number): never;
   exec(file: string, argv: string[], env: string[] | null, searchPath: boolean, syscall: string): never;
+  spawn(
+    file: string,
+    argv: string[],
+    env: string[] | null,
+    searchPath: boolean,
+    syscall: string,
+    fileActions: NativeFileAction[],
+    pgroup: number | null,
+    setsid: boolean,
+    resetids: boolean,
+    sigmask: number[] | null,
+    sigdef: number[] | null,
+  ): number;
   waitpid(pid: number, options: number): [pid: number, status: number] | null;
   ExitWatch: new (pid: number, onExit: () => void, usePidfd: boolean) => NativeExitWatch;
   pipe(flags: number): [number, number];
