@@ -2,10 +2,9 @@
 // policy (stdio dup2 actions, default signal dispositions, empty mask) and passes plain
 // values: file actions as tagged tuples, signal sets as arrays of numbers.
 #include <signal.h>
-#include <spawn.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "spawn.h"
 
 extern char** environ;
 
@@ -35,70 +34,6 @@ std::string ItemString(Napi::Env env, Napi::Array tuple, uint32_t index) {
   return s;
 }
 
-// Owns a posix_spawn_file_actions_t. The add functions copy their path arguments (POSIX
-// requires it), so the strings read here need not outlive the call.
-class FileActions {
- public:
-  FileActions() { posix_spawn_file_actions_init(&actions_); }
-  ~FileActions() { posix_spawn_file_actions_destroy(&actions_); }
-  FileActions(const FileActions&) = delete;
-  FileActions& operator=(const FileActions&) = delete;
-  posix_spawn_file_actions_t* get() { return &actions_; }
-
-  // Each entry: ['open', fd, path, flags, mode] | ['close', fd] | ['dup2', fd, newFd] |
-  // ['chdir', path].
-  void Add(Napi::Env env, Napi::Value entry) {
-    if (!entry.IsArray()) NativeTypeFail(env, "a file action is not an array");
-    Napi::Array tuple = entry.As<Napi::Array>();
-    uint32_t length = tuple.Length();
-    if (length == 0 || !tuple.Get(0u).IsString()) NativeTypeFail(env, "a file action has no name");
-    std::string tag = tuple.Get(0u).As<Napi::String>().Utf8Value();
-    int err;
-    const char* call;
-    if (tag == "open" && length == 5) {
-      call = "posix_spawn_file_actions_addopen";
-      std::string path = ItemString(env, tuple, 2);
-      err = posix_spawn_file_actions_addopen(&actions_, ItemInt32(env, tuple, 1), path.c_str(),
-                                             ItemInt32(env, tuple, 3),
-                                             static_cast<mode_t>(ItemInt32(env, tuple, 4)));
-    } else if (tag == "close" && length == 2) {
-      call = "posix_spawn_file_actions_addclose";
-      err = posix_spawn_file_actions_addclose(&actions_, ItemInt32(env, tuple, 1));
-    } else if (tag == "dup2" && length == 3) {
-      call = "posix_spawn_file_actions_adddup2";
-      err = posix_spawn_file_actions_adddup2(&actions_, ItemInt32(env, tuple, 1),
-                                             ItemInt32(env, tuple, 2));
-    } else if (tag == "chdir" && length == 2) {
-      call = "posix_spawn_file_actions_addchdir_np";
-      std::string path = ItemString(env, tuple, 1);
-#if defined(__GLIBC__) && !__GLIBC_PREREQ(2, 29)
-      err = ENOSYS;  // added in glibc 2.29
-#else
-      err = posix_spawn_file_actions_addchdir_np(&actions_, path.c_str());
-#endif
-    } else {
-      NativeTypeFail(env, "file action '" + tag + "' is unknown or has the wrong length");
-    }
-    // These return the error number; they do not set errno.
-    if (err != 0) ThrowErrno(env, err, call);
-  }
-
- private:
-  posix_spawn_file_actions_t actions_;
-};
-
-class Attributes {
- public:
-  Attributes() { posix_spawnattr_init(&attr_); }
-  ~Attributes() { posix_spawnattr_destroy(&attr_); }
-  Attributes(const Attributes&) = delete;
-  Attributes& operator=(const Attributes&) = delete;
-  posix_spawnattr_t* get() { return &attr_; }
-
- private:
-  posix_spawnattr_t attr_;
-};
-
 // An array of signal numbers as a sigset_t.
 sigset_t ArgSignalSet(const Napi::CallbackInfo& info, size_t index) {
   Napi::Env env = info.Env();
@@ -118,6 +53,53 @@ sigset_t ArgSignalSet(const Napi::CallbackInfo& info, size_t index) {
   return set;
 }
 
+}  // namespace
+
+// The add functions return the error number; they do not set errno.
+void FileActions::Add(Napi::Env env, Napi::Value entry) {
+  if (!entry.IsArray()) NativeTypeFail(env, "a file action is not an array");
+  Napi::Array tuple = entry.As<Napi::Array>();
+  uint32_t length = tuple.Length();
+  if (length == 0 || !tuple.Get(0u).IsString()) NativeTypeFail(env, "a file action has no name");
+  std::string tag = tuple.Get(0u).As<Napi::String>().Utf8Value();
+  int err;
+  const char* call;
+  if (tag == "open" && length == 5) {
+    call = "posix_spawn_file_actions_addopen";
+    std::string path = ItemString(env, tuple, 2);
+    err = posix_spawn_file_actions_addopen(&actions_, ItemInt32(env, tuple, 1), path.c_str(),
+                                           ItemInt32(env, tuple, 3),
+                                           static_cast<mode_t>(ItemInt32(env, tuple, 4)));
+  } else if (tag == "close" && length == 2) {
+    call = "posix_spawn_file_actions_addclose";
+    err = posix_spawn_file_actions_addclose(&actions_, ItemInt32(env, tuple, 1));
+  } else if (tag == "dup2" && length == 3) {
+    call = "posix_spawn_file_actions_adddup2";
+    err = posix_spawn_file_actions_adddup2(&actions_, ItemInt32(env, tuple, 1),
+                                           ItemInt32(env, tuple, 2));
+  } else if (tag == "chdir" && length == 2) {
+    call = "posix_spawn_file_actions_addchdir_np";
+    std::string path = ItemString(env, tuple, 1);
+#if defined(__GLIBC__) && !__GLIBC_PREREQ(2, 29)
+    err = ENOSYS;  // added in glibc 2.29
+#else
+    err = posix_spawn_file_actions_addchdir_np(&actions_, path.c_str());
+#endif
+  } else {
+    NativeTypeFail(env, "file action '" + tag + "' is unknown or has the wrong length");
+  }
+  if (err != 0) ThrowErrno(env, err, call);
+}
+
+void FileActions::AddAll(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Env env = info.Env();
+  if (!info[index].IsArray()) NativeTypeFail(env, "argument " + std::to_string(index) + " must be an array");
+  Napi::Array list = info[index].As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) Add(env, list.Get(i));
+}
+
+namespace {
+
 // spawn(file, argv, env | null, searchPath, syscall, fileActions, pgroup | null, setsid,
 //       resetids, sigmask | null, sigdef | null)
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
@@ -133,9 +115,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (args.empty()) NativeTypeFail(env, "argv must not be empty");
 
   FileActions actions;
-  if (!info[5].IsArray()) NativeTypeFail(env, "argument 5 must be an array");
-  Napi::Array action_list = info[5].As<Napi::Array>();
-  for (uint32_t i = 0; i < action_list.Length(); i++) actions.Add(env, action_list.Get(i));
+  actions.AddAll(info, 5);
 
   Attributes attr;
   short flags = 0;

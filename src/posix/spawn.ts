@@ -111,6 +111,15 @@ function isOpen(fd: number): boolean {
   }
 }
 
+/**
+ * File actions that make fds 0-2 inheritable in a spawned program. Node makes them
+ * close-on-exec (DESIGN.md fact 10); dup2 onto the same fd clears the flag (glibc >= 2.36).
+ * Only for open ones: on a closed fd the action would fail.
+ */
+export function stdioActions(): NativeFileAction[] {
+  return [0, 1, 2].filter(isOpen).map((fd) => ['dup2', fd, fd]);
+}
+
 function run(
   syscall: 'posix_spawn' | 'posix_spawnp',
   file: unknown,
@@ -138,10 +147,8 @@ function run(
   const resetIds = validateBoolean(resetids, 'options.resetids');
   const dir = cwd === undefined ? null : validateCString(cwd, 'options.cwd');
 
-  // Node makes fds 0-2 close-on-exec (DESIGN.md fact 10); dup2 onto the same fd clears the
-  // flag (glibc >= 2.36). Only for open ones: on a closed fd the action would fail. They
-  // come first so that the user's actions on 0-2 win.
-  const actions: NativeFileAction[] = [0, 1, 2].filter(isOpen).map((fd) => ['dup2', fd, fd]);
+  // They come first so that the user's actions on 0-2 win.
+  const actions = stdioActions();
   if (dir !== null) actions.push(['chdir', dir]);
   actions.push(...userActions);
   const searchPath = syscall === 'posix_spawnp';
