@@ -11,6 +11,7 @@
           "native/loop_fork.cc",
           "native/exec.cc",
           "native/spawn.cc",
+          "native/system.cc",
           "native/wait.cc",
           "native/fd.cc",
           "native/fd_passing.cc",

@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFork(env, exports);
   InitExec(env, exports);
   InitSpawn(env, exports);
+  InitSystem(env, exports);
   InitWait(env, exports);
   InitFd(env, exports);
   InitFdPassing(env, exports);

@@ -4,6 +4,7 @@ export type { Signal } from './signals';
 export { fork, isForkSafe, reexecSingleThreaded, _exit } from './fork';
 export { execv, execve, execvp, execvpe, execl, execle, execlp, execlpe } from './exec';
 export { posixSpawn, posixSpawnp, type PosixSpawnOptions, type SpawnFileAction } from './spawn';
+export { system } from './system';
 export {
   waitpid,
   wait,

@@ -39,6 +39,7 @@ export interface NativeBinding {
     sigmask: number[] | null,
     sigdef: number[] | null,
   ): number;
+  system(command: string, fileActions: NativeFileAction[]): number;
   waitpid(pid: number, options: number): [pid: number, status: number] | null;
   ExitWatch: new (pid: number, onExit: () => void, usePidfd: boolean) => NativeExitWatch;
   pipe(flags: number): [number, number];
