@@ -5,6 +5,7 @@ export { fork, isForkSafe, reexecSingleThreaded, _exit } from './fork';
 export { execv, execve, execvp, execvpe, execl, execle, execlp, execlpe } from './exec';
 export { posixSpawn, posixSpawnp, type PosixSpawnOptions, type SpawnFileAction } from './spawn';
 export { system } from './system';
+export { popen, PopenFile } from './popen';
 export {
   waitpid,
   wait,
