@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import { invalidArgValue } from './errors';
 import { close, pipe } from './fd';
 import { posixSpawn } from './spawn';
-import { waitpidAsync, WEXITSTATUS, WIFEXITED, WTERMSIG } from './wait';
+import { waitpidAsync } from './wait';
 import { validateCString } from './validate';
 
 /**
@@ -29,9 +29,10 @@ export class PopenFile extends Socket {
    * Ends the stream (mode `'w'`: after what was written has reached the pipe, so that the
    * command then reads end-of-file; mode `'r'`: at once, unread output is dropped), waits for
    * the command without blocking the event loop and reaps it. Resolves `null` if it exited
-   * with 0, else as CPython's `os.popen(...).close()`: the exit status shifted left by 8 for
-   * an exit (the raw wait status: `exit 3` gives 768), and minus the signal number shifted
-   * left by 8 for a death by signal (SIGTERM gives -3840). Rejects with the stream's error
+   * with 0, else the raw wait status (`exit 3` gives 768, a death by SIGTERM 15): decode it
+   * with the W* helpers. CPython agrees for exits; for a signal death it returns
+   * `-signo << 8` (-3840), which its own documentation does not describe, and the raw
+   * status keeps the same meaning as system()'s. Rejects with the stream's error
    * (such as EPIPE when the command stopped reading) after the command has been reaped.
    * Calling it again returns the same promise. Call it once done: until then the command,
    * once it ends, stays a zombie.
@@ -60,10 +61,7 @@ export class PopenFile extends Socket {
     }
     const { status } = await waitpidAsync(this.pid);
     if (failure !== undefined) throw failure;
-    if (status === 0) return null;
-    // CPython: `returncode << 8`, with returncode -signo for a signal death.
-    const returncode = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    return returncode << 8;
+    return status === 0 ? null : status;
   }
 }
 
