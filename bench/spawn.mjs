@@ -2,8 +2,8 @@
 // with waitpidAsync) against child_process.spawn, child_process.spawnSync, CPython
 // os.posix_spawn and a C posix_spawn loop (the floor).
 //
-//   node bench/spawn.mjs             table: small parents, then the Node parents with ~100 MB of heap
-//   node bench/spawn.mjs --no-heap   the small-parent pass only
+//   node bench/spawn.mjs             table: small parents, then Node parents holding 100 MB
+//   node bench/spawn.mjs --no-heap   small parents only
 //   node bench/spawn.mjs --json      summary as JSON
 //
 // As in fork.mjs, the orchestrator (no --run) starts one sub-process per contender and reads
@@ -21,8 +21,12 @@ const require = createRequire(import.meta.url);
 
 const PROGRAM = '/bin/true';
 const HEAP_BYTES = 100 * 1024 * 1024;
-const ROUNDS = 5;
-const ROUND_SECONDS = 0.4; // iterations per round are chosen so that a round takes about this
+// Each contender runs once per pass, and the passes alternate the contenders: on a machine whose
+// load drifts over seconds, each then meets the same quiet and busy spells. Its figure is the
+// median of all its rounds (PASSES x ROUNDS).
+const PASSES = 5;
+const ROUNDS = 2; // per pass
+const ROUND_SECONDS = 0.25; // iterations per round are chosen so that a round takes about this
 const WARMUP = 20;
 const RUNNER_TIMEOUT_MS = 60_000;
 const TARGETS = { spawnOverC: 1.3, spawnVsChildProcess: 3 };
@@ -40,6 +44,9 @@ const CONTENDERS = [
 // Runners: each prints one line of JSON, { rounds: [ms per child...], iterations, parent }.
 
 // With --heap, the parent first grows ~100 MB of JS heap in small objects, as fork.mjs does.
+// Node marks V8's heap pages MADV_DONTFORK, so a plain fork() does not copy them. With
+// --buffer it holds 100 MB outside V8's heap instead (a Buffer's backing store, every page
+// touched), which a fork does copy (its page tables).
 let retained;
 function buildHeap() {
   retained = [];
@@ -48,6 +55,16 @@ function buildHeap() {
     for (let end = i + 10_000; i < end; i++) retained.push({ i, s: `item-${i}` });
   }
 }
+
+function buildBuffer() {
+  retained = Buffer.alloc(HEAP_BYTES, 1);
+}
+
+// The bigger Node parents, and the contenders that run in them too.
+const BIG_PARENTS = [
+  { kind: 'heap', flag: '--heap', what: '100 MB of JS heap (small objects)', contenders: CONTENDERS.filter((c) => c.node) },
+  { kind: 'buffer', flag: '--buffer', what: 'a 100 MB Buffer', contenders: CONTENDERS.filter((c) => c.name === 'posix_spawn' || c.name === 'cp_spawn') },
+];
 
 function parentInfo() {
   const { rss, heapUsed } = process.memoryUsage();
@@ -202,14 +219,20 @@ function runPython() {
   return runCommand('python3', ['-c', PYTHON_RUNNER, ...runnerArgs]);
 }
 
+let cBinary; // compiled once per run
 function runC() {
+  cBinary ??= compileC();
+  return runCommand(cBinary, runnerArgs);
+}
+
+function compileC() {
   mkdirSync(cacheDir, { recursive: true });
   const source = join(cacheDir, 'spawn_floor.c');
   const binary = join(cacheDir, 'spawn_floor');
   writeFileSync(source, C_RUNNER);
   const cc = spawnSync('cc', ['-O2', '-o', binary, source], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr || cc.error}`);
-  return runCommand(binary, runnerArgs);
+  return binary;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -286,41 +309,55 @@ const round = (value, digits = 3) => (value == null ? null : Number(value.toFixe
 const ms = (value) => value.toFixed(3);
 const mb = (bytes) => (bytes == null ? 'n/a' : `${(bytes / 1048576).toFixed(1)} MB`);
 
-async function orchestrate({ json, heapPass }) {
+async function orchestrate({ json, bigPass }) {
   const log = json ? () => {} : (text) => process.stderr.write(text);
   const self = fileURLToPath(import.meta.url);
   const started = Date.now();
   const results = {}; // name -> result, small parents
-  const heapResults = {}; // name -> result, Node parents with ~100 MB of heap
+  const bigResults = Object.fromEntries(BIG_PARENTS.map((b) => [b.kind, {}])); // kind -> name -> result
   const skipped = {};
 
-  const attempt = async (into, name, title, run) => {
-    log(`running ${title}... `);
-    try {
-      into[name] = await run();
-      log(`${median(into[name].rounds).toFixed(3)} ms/child\n`);
-    } catch (error) {
-      skipped[name] ??= error.message;
-      log(`skipped: ${error.message}\n`);
-    }
-  };
-  const runNode = (name, heap) => () =>
-    runCommand(process.execPath, [self, '--run', name, ...(heap ? ['--heap'] : [])]);
+  const runNode = (name, flag) => () =>
+    runCommand(process.execPath, [self, '--run', name, ...(flag ? [flag] : [])]);
 
+  const jobs = []; // { into, name, title, run }
   const problem = addonProblem();
   for (const { name, node } of CONTENDERS) {
     if (!node) continue;
     if (problem && name.startsWith('posix_spawn')) skipped[name] = problem;
-    else await attempt(results, name, name, runNode(name));
+    else jobs.push({ into: results, name, title: name, run: runNode(name) });
   }
-  if (onPath('python3')) await attempt(results, 'python', 'python', runPython);
+  if (onPath('python3')) jobs.push({ into: results, name: 'python', title: 'python', run: runPython });
   else skipped.python = 'python3 is not on PATH';
-  if (onPath('cc')) await attempt(results, 'c', 'c', runC);
+  if (onPath('cc')) jobs.push({ into: results, name: 'c', title: 'c', run: runC });
   else skipped.c = 'cc is not on PATH';
-  if (heapPass) {
-    for (const { name, node } of CONTENDERS) {
-      if (node && results[name]) await attempt(heapResults, name, `${name} (100 MB heap)`, runNode(name, true));
+  for (const { kind, flag, contenders } of bigPass ? BIG_PARENTS : []) {
+    for (const { name } of contenders) {
+      if (skipped[name]) continue;
+      jobs.push({ into: bigResults[kind], name, title: `${name}+${kind}`, run: runNode(name, flag) });
     }
+  }
+
+  const failed = new Set();
+  for (let pass = 1; pass <= PASSES; pass++) {
+    log(`pass ${pass}/${PASSES}, ms/child:`);
+    for (const job of jobs) {
+      if (failed.has(job)) continue;
+      try {
+        const result = await job.run();
+        const previous = job.into[job.name];
+        job.into[job.name] = previous
+          ? { ...result, rounds: [...previous.rounds, ...result.rounds] }
+          : result;
+        log(` ${job.title} ${median(result.rounds).toFixed(3)}`);
+      } catch (error) {
+        failed.add(job);
+        delete job.into[job.name];
+        skipped[job.name] ??= error.message;
+        log(` ${job.title} skipped (${error.message})`);
+      }
+    }
+    log('\n');
   }
 
   const medianOf = (set, name) => (set[name] ? median(set[name].rounds) : null);
@@ -333,12 +370,6 @@ async function orchestrate({ json, heapPass }) {
     spawnAsyncVsChildProcess: ratio(m('cp_spawn'), m('posix_spawn_async')),
     spawnVsSpawnSync: ratio(m('cp_spawn_sync'), m('posix_spawn')),
     spawnOverPython: ratio(m('posix_spawn'), m('python')),
-    // What each costs above the C floor (exec'ing and reaping /bin/true, which no contender
-    // can avoid): child_process.spawn's extra time over posixSpawn's. Only when both are above it.
-    extraVsChildProcess:
-      m('c') && m('posix_spawn') > m('c') && m('cp_spawn') > m('c')
-        ? (m('cp_spawn') - m('c')) / (m('posix_spawn') - m('c'))
-        : null,
   };
   const row = (set, { name, label }) => ({
     name,
@@ -354,13 +385,19 @@ async function orchestrate({ json, heapPass }) {
     platform: `${process.platform}-${process.arch}`,
     program: PROGRAM,
     contenders: CONTENDERS.map((c) => ({ ...row(results, c), skipped: skipped[c.name] ?? null })),
-    heapPass: heapPass
-      ? CONTENDERS.filter((c) => heapResults[c.name]).map((c) => ({
-          ...row(heapResults, c),
-          heapUsed: heapResults[c.name].parent?.heapUsed ?? null,
-          // how much slower each child got when the parent went from small to 100 MB of heap
-          heapOverSmall: round(ratio(medianOf(heapResults, c.name), m(c.name)), 2),
-        }))
+    bigParents: bigPass
+      ? BIG_PARENTS.flatMap(({ kind, what, contenders }) =>
+          contenders
+            .filter((c) => bigResults[kind][c.name])
+            .map((c) => ({
+              ...row(bigResults[kind], c),
+              parent: kind,
+              parentHolds: what,
+              heapUsed: bigResults[kind][c.name].parent?.heapUsed ?? null,
+              // how much slower each child got when the parent went from small to big
+              overSmall: round(ratio(medianOf(bigResults[kind], c.name), m(c.name)), 2),
+            })),
+        )
       : null,
     ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round(v, 2)])),
     targets: {
@@ -386,7 +423,7 @@ function table(header, rows) {
 function printTable(summary) {
   console.log(
     `\nforkwise spawn benchmark: ${summary.program}, ${summary.node} ${summary.platform}, ` +
-      `median of ${ROUNDS} rounds of ~${ROUND_SECONDS} s each\n`,
+      `median of ${PASSES} passes x ${ROUNDS} rounds of ~${ROUND_SECONDS} s each\n`,
   );
   const cells = (c) => [
     c.label,
@@ -419,16 +456,17 @@ function printTable(summary) {
   say('posixSpawn+waitpidAsync vs cp.spawn', ratios.spawnAsyncVsChildProcess, ' faster');
   say('posixSpawn+waitpid vs spawnSync', ratios.spawnVsSpawnSync, ' faster');
   say('posixSpawn+waitpid / CPython', ratios.spawnOverPython, '');
-  say('time above C floor, cp.spawn / posixSpawn', ratios.extraVsChildProcess, '');
 
-  if (summary.heapPass?.length) {
-    const heap = summary.heapPass[0].heapUsed;
-    console.log(`\nThe Node contenders again, each parent holding ${mb(heap)} of JS heap first:\n`);
+  if (summary.bigParents?.length) {
+    console.log('\nThe Node contenders again, in parents that first grew:');
+    for (const { kind, what } of BIG_PARENTS) console.log(`  +${kind}: ${what}`);
+    console.log('');
     table(
-      ['100 MB heap parent', 'ms/child', 'rounds min-max', 'n/round', 'parent RSS', 'vs small parent'],
-      summary.heapPass.map((c) => [
-        ...cells(c).slice(0, 5),
-        c.heapOverSmall == null ? '' : `${c.heapOverSmall.toFixed(2)}x`,
+      ['big parent', 'ms/child', 'rounds min-max', 'n/round', 'parent RSS', 'vs small parent'],
+      summary.bigParents.map((c) => [
+        `${c.label} +${c.parent}`,
+        ...cells(c).slice(1, 5),
+        c.overSmall == null ? '' : `${c.overSmall.toFixed(2)}x`,
       ]),
     );
   }
@@ -443,6 +481,7 @@ if (runIndex !== -1) {
   const run = RUNNERS[args[runIndex + 1]];
   if (!run) throw new Error(`unknown runner: ${args[runIndex + 1]}`);
   if (args.includes('--heap')) buildHeap();
+  if (args.includes('--buffer')) buildBuffer();
   const result = await run();
   console.log(JSON.stringify({ ...result, parent: parentInfo() }));
 } else {
@@ -451,5 +490,5 @@ if (runIndex !== -1) {
     process.kill(process.pid, signal);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, stop);
-  await orchestrate({ json: args.includes('--json'), heapPass: !args.includes('--no-heap') });
+  await orchestrate({ json: args.includes('--json'), bigPass: !args.includes('--no-heap') });
 }
