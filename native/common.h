@@ -58,5 +58,10 @@ void InitWait(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitSignal(Napi::Env env, Napi::Object exports);
+
+// In a forked child: replaces the signal self-pipe shared with the parent by one of its own
+// (native/signal.cc). Returns 0 or a libuv error.
+int RenewSignalPipeInChild(uv_loop_t* loop);
 
 }  // namespace forkwise
