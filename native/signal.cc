@@ -71,9 +71,9 @@ bool IsOurs(const struct sigaction& action) {
 }
 
 // A handler installed by someone else: in practice Node's (libuv's) own.
+// (SA_RESETHAND leaves SA_SIGINFO set on the SIG_DFL it resets to.)
 bool IsForeign(const struct sigaction& action) {
-  if (action.sa_flags & SA_SIGINFO) return action.sa_sigaction != OnSignal;
-  return action.sa_handler != SIG_DFL && action.sa_handler != SIG_IGN;
+  return action.sa_handler != SIG_DFL && action.sa_handler != SIG_IGN && !IsOurs(action);
 }
 
 void OnSignal(int signo, siginfo_t* info, void* context) {
@@ -160,6 +160,7 @@ void StopPipe() {
 
 void OnPipeReadable(uv_poll_t* poll, int status, int events) {
   SignalLoop* state = g_loop;
+  if (state->env == nullptr) return;
   Napi::Env env(state->env);
   Napi::HandleScope scope(env);
   Record batch[64];
@@ -171,11 +172,18 @@ void OnPipeReadable(uv_poll_t* poll, int status, int events) {
     for (size_t i = 0; i < count && state->poll == poll; i++) {
       const Record& r = batch[i];
       uint32_t missed = (r.signo > 0 && r.signo < NSIG) ? g_dropped[r.signo].exchange(0) : 0;
-      state->dispatcher.MakeCallback(
-          env.Global(),
-          {Napi::Number::New(env, r.signo), Napi::Number::New(env, r.code),
-           Napi::Number::New(env, r.pid), Napi::Number::New(env, r.uid),
-           Napi::Number::New(env, r.status), Napi::Number::New(env, missed)});
+      try {
+        state->dispatcher.MakeCallback(
+            env.Global(),
+            {Napi::Number::New(env, r.signo), Napi::Number::New(env, r.code),
+             Napi::Number::New(env, r.pid), Napi::Number::New(env, r.uid),
+             Napi::Number::New(env, r.status), Napi::Number::New(env, missed)});
+      } catch (const Napi::Error& error) {
+        // The dispatcher catches what handlers throw; JavaScript cannot run any more when
+        // the environment is shutting down.
+        if (error.IsEmpty()) return;
+        napi_fatal_exception(env, error.Value());
+      }
     }
   }
 }
