@@ -9,8 +9,9 @@
 // several threads at once) never interleave, and different signals are never merged. What
 // the kernel merges it merges before we see it: a standard signal that is raised again while
 // pending (blocked, or not yet handled) is delivered once; real-time signals queue.
-// When the pipe is full the record is dropped and counted per signal; the count travels with
-// the next record of that signal (`missed`).
+// When the pipe is full (about 3,000 records unread) the record is dropped and counted per
+// signal; the next record of that signal that the loop dispatches carries the count
+// (`missed`).
 //
 // On the loop, a uv_poll_t on the pipe's read end reads the records and calls one
 // JavaScript dispatcher per record (src/posix/sigaction.ts), which looks up the handler by

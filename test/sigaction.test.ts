@@ -120,6 +120,22 @@ describe('sigaction, signal, sigprocmask, sigpending', () => {
     assert.equal(fw.sigaction('SIGUSR2').handler, 'default');
   });
 
+  it('counts the deliveries that did not fit in the pipe', async () => {
+    const sent = 5000; // more records than a 64 KiB pipe holds
+    let delivered = 0;
+    let missed = 0;
+    const done = new Promise<void>((resolve) => {
+      fw.signal('SIGURG', (_signal, info) => {
+        delivered++;
+        missed += info.missed;
+        if (delivered + missed === sent) resolve();
+      });
+    });
+    for (let i = 0; i < sent; i++) fw.raise('SIGURG');
+    await done;
+    assert.ok(missed > 0);
+  });
+
   it('SIGKILL and SIGSTOP cannot be caught', () => {
     assert.throws(() => fw.sigaction('SIGKILL', { handler: () => {} }), { code: 'EINVAL', syscall: 'sigaction' });
     assert.throws(() => fw.signal('SIGSTOP', 'ignore'), { code: 'EINVAL', syscall: 'sigaction' });

@@ -22,7 +22,10 @@ export interface SigInfo {
   uid: number;
   /** SIGCHLD only: the exit code, or the signal that ended or stopped the child. */
   status?: number;
-  /** Deliveries of this signal lost before this one because the pipe was full (normally 0). */
+  /**
+   * Deliveries of this signal lost since the handler last ran, because too many signals
+   * arrived while the event loop was busy (normally 0).
+   */
   missed: number;
 }
 
