@@ -211,6 +211,18 @@ describe('sigaction, signal, sigprocmask, sigpending', () => {
     assert.deepEqual(JSON.parse(stdout), { installed: true });
   });
 
+  it('an exception thrown by a handler is an uncaught exception', async () => {
+    const { code, stdout, stderr } = await runNode('sigaction.js', ['throws']);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { message: 'thrown by a handler' });
+  });
+
+  it('a worker thread reads dispositions but cannot change them', async () => {
+    const { code, stdout, stderr } = await runNode('sigaction.js', ['inWorker']);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { read: 'ignore', code: 'ERR_FORKWISE_NOT_MAIN_THREAD' });
+  });
+
   it('validates its arguments', () => {
     assert.throws(() => fw.sigaction('SIGNOPE' as NodeJS.Signals), { code: 'ERR_UNKNOWN_SIGNAL' });
     assert.throws(() => fw.sigaction('SIGUSR2', { handler: 3 } as never), { code: 'ERR_INVALID_ARG_TYPE' });
