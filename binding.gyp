@@ -15,7 +15,8 @@
           "native/wait.cc",
           "native/fd.cc",
           "native/fd_passing.cc",
-          "native/process.cc"
+          "native/process.cc",
+          "native/signal.cc"
         ]
       }]],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFd(env, exports);
   InitFdPassing(env, exports);
   InitProcess(env, exports);
+  InitSignal(env, exports);
   return exports;
 }
 

@@ -5,6 +5,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <signal.h>
+
 #include <cerrno>
 #include <string>
 #include <vector>
@@ -28,6 +30,9 @@ int32_t ArgInt32(const Napi::CallbackInfo& info, size_t index);
 std::string ArgString(const Napi::CallbackInfo& info, size_t index);
 std::vector<std::string> ArgStringArray(const Napi::CallbackInfo& info, size_t index);
 Napi::Uint8Array ArgUint8Array(const Napi::CallbackInfo& info, size_t index);
+// An array of signal numbers as a sigset_t, and back.
+sigset_t ArgSignalSet(const Napi::CallbackInfo& info, size_t index);
+Napi::Array SignalSetArray(Napi::Env env, const sigset_t& set);
 
 // A null-terminated char* array over strings that outlive it (for exec and spawn).
 std::vector<char*> CStringArray(std::vector<std::string>& strings);
@@ -54,5 +59,10 @@ void InitWait(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitSignal(Napi::Env env, Napi::Object exports);
+
+// In a forked child: replaces the signal self-pipe shared with the parent by one of its own
+// (native/signal.cc). Returns 0 or a libuv error.
+int RenewSignalPipeInChild(uv_loop_t* loop);
 
 }  // namespace forkwise

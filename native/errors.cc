@@ -1,5 +1,7 @@
 // System errors and argument checks. The error object itself is built in JavaScript
 // (src/posix/errors.ts) so that native and TypeScript errors have one shape.
+#include <signal.h>
+
 #include <cstring>
 
 #include "common.h"
@@ -66,6 +68,32 @@ Napi::Uint8Array ArgUint8Array(const Napi::CallbackInfo& info, size_t index) {
     TypeFail(info, index, "a Uint8Array");
   }
   return info[index].As<Napi::Uint8Array>();
+}
+
+sigset_t ArgSignalSet(const Napi::CallbackInfo& info, size_t index) {
+  if (index >= info.Length() || !info[index].IsArray()) TypeFail(info, index, "an array");
+  Napi::Array array = info[index].As<Napi::Array>();
+  sigset_t set;
+  sigemptyset(&set);
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value item = array.Get(i);
+    if (!item.IsNumber()) TypeFail(info, index, "an array of signal numbers");
+    double d = item.As<Napi::Number>().DoubleValue();
+    if (!(d >= 1 && d < NSIG) || d != static_cast<int>(d) ||
+        sigaddset(&set, static_cast<int>(d)) != 0) {
+      throw Napi::RangeError::New(info.Env(), "forkwise native: not a usable signal number");
+    }
+  }
+  return set;
+}
+
+Napi::Array SignalSetArray(Napi::Env env, const sigset_t& set) {
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (int signo = 1; signo < NSIG; signo++) {
+    if (sigismember(&set, signo) == 1) out[n++] = Napi::Number::New(env, signo);
+  }
+  return out;
 }
 
 std::vector<char*> CStringArray(std::vector<std::string>& strings) {

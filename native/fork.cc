@@ -2,6 +2,7 @@
 // fix-ups: V8's MADV_DONTFORK regions (heap_regions.cc) and the event loop (loop_fork.cc).
 // What is policy (exit paths, process.pid, Math.random, warnings) lives in src/posix/fork.ts.
 #include <node.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -45,13 +46,21 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   LoopForkState state;
   LockLoopForFork(loop, &state);
+  // No signal may reach the child before it has a signal pipe of its own (signal.cc).
+  sigset_t all, mask;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &mask);
   pid_t pid = fork();
   int fork_errno = errno;
   if (pid == 0) {
     err = FixLoopInChild(loop, state);
     if (err) DieInChild("uv_loop_fork", err);
+    err = RenewSignalPipeInChild(loop);
+    if (err) DieInChild("signal pipe", err);
+    pthread_sigmask(SIG_SETMASK, &mask, nullptr);
     return Napi::Number::New(env, 0);
   }
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   UnlockLoopInParent(loop);
   // On success the marks stay lifted until restoreDontFork() (see heap_regions.cc).
   if (pid == -1) {

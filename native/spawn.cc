@@ -34,25 +34,6 @@ std::string ItemString(Napi::Env env, Napi::Array tuple, uint32_t index) {
   return s;
 }
 
-// An array of signal numbers as a sigset_t.
-sigset_t ArgSignalSet(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  if (!info[index].IsArray()) NativeTypeFail(env, "argument " + std::to_string(index) + " must be an array");
-  Napi::Array array = info[index].As<Napi::Array>();
-  sigset_t set;
-  sigemptyset(&set);
-  for (uint32_t i = 0; i < array.Length(); i++) {
-    Napi::Value item = array.Get(i);
-    if (!item.IsNumber()) NativeTypeFail(env, "a signal is not a number");
-    double d = item.As<Napi::Number>().DoubleValue();
-    if (!(d >= 1 && d < NSIG) || d != static_cast<int>(d) ||
-        sigaddset(&set, static_cast<int>(d)) != 0) {
-      throw Napi::RangeError::New(env, "forkwise native: not a usable signal number");
-    }
-  }
-  return set;
-}
-
 }  // namespace
 
 // The add functions return the error number; they do not set errno.

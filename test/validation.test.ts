@@ -356,11 +356,17 @@ describe('argument validation of the raw API', () => {
 
   describe('signal arguments', () => {
     // kill and killpg target a pid that cannot exist: an accepted signal only yields ESRCH.
-    // raise is only ever given values that must be refused before the system call.
+    // raise and the calls that change dispositions or the mask are only ever given values
+    // that must be refused before the system call.
     const SIGNAL_CALLS: Array<[string, (sig: unknown) => unknown]> = [
       ['kill(NO_SUCH_PID, sig)', (sig) => fw.kill(NO_SUCH_PID, u(sig))],
       ['killpg(NO_SUCH_PID, sig)', (sig) => fw.killpg(NO_SUCH_PID, u(sig))],
       ['raise(sig)', (sig) => fw.raise(u(sig))],
+      // Reading a disposition changes nothing; the others are only given refused values.
+      ['sigaction(sig)', (sig) => fw.sigaction(u(sig))],
+      ['signal(sig, handler)', (sig) => fw.signal(u(sig), 'default')],
+      ["sigaction('SIGURG', { mask: [sig] })", (sig) => fw.sigaction('SIGURG', { handler: 'default', mask: [u(sig)] })],
+      ["sigprocmask('block', [sig])", (sig) => fw.sigprocmask('block', [u(sig)])],
     ];
     const UNKNOWN_NAMES = ['SIGFOO', 'sigterm', 'SigTerm', '', 'SIG', 'TERM', ' SIGTERM', 'SIGTERM ', 'SIGTERM\0', '9', '0', 'toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf'];
     const BAD_SIGNAL_NUMBERS = [-1, -9, 65, 128, 1000, 2 ** 31, -(2 ** 31), 2 ** 53, ...NON_INTEGERS];

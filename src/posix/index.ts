@@ -27,4 +27,15 @@ export {
 export { pipe, dup, dup2, close, getInheritable, setInheritable, getBlocking, setBlocking } from './fd';
 export { socketpair, sendFds, recvFds } from './fd_passing';
 export { kill, killpg, raise } from './kill';
+export {
+  sigaction,
+  signal,
+  sigprocmask,
+  sigpending,
+  type SigAction,
+  type CurrentSigAction,
+  type SigActionFlags,
+  type SigHandler,
+  type SigInfo,
+} from './sigaction';
 export { getpid, getppid, getpgid, setpgid, getsid, setsid } from './identity';

@@ -62,6 +62,18 @@ export interface NativeBinding {
   setpgid(pid: number, pgid: number): void;
   getsid(pid: number): number;
   setsid(): number;
+  setSignalDispatcher(
+    dispatch: (signo: number, code: number, pid: number, uid: number, status: number, missed: number) => void,
+  ): void;
+  /** kind -1 reads; 0 default, 1 ignore, 2 forkwise's handler, 3 back to Node's. */
+  sigaction(signo: number, kind: number, flags?: number, mask?: number[]): [kind: number, flags: number, mask: number[]];
+  sigprocmask(how: number, signals: number[]): number[];
+  sigpending(): number[];
+  SA_RESTART: number;
+  SA_RESETHAND: number;
+  SA_NODEFER: number;
+  SA_NOCLDSTOP: number;
+  SA_NOCLDWAIT: number;
   WNOHANG: number;
   WUNTRACED: number;
   WCONTINUED: number;

@@ -1,6 +1,6 @@
 /** Signal names and numbers, accepted as `process.kill` accepts them. */
 import { constants } from 'node:os';
-import { argError } from './errors';
+import { argError, invalidArgType, outOfRange } from './errors';
 import { validateInteger } from './validate';
 
 /** A signal name as `process.kill` takes it, a real-time name (`SIGRTMIN+2`), or a number. */
@@ -42,4 +42,21 @@ export function signalName(signo: number): NodeJS.Signals {
   if (signo === SIGRTMIN) return 'SIGRTMIN' as NodeJS.Signals;
   if (signo > SIGRTMIN && signo <= SIGRTMAX) return `SIGRTMIN+${signo - SIGRTMIN}` as NodeJS.Signals;
   return `SIG${signo}` as NodeJS.Signals;
+}
+
+// glibc keeps 32 and 33 for its threads: sigaddset refuses them.
+const RESERVED_SIGNALS = new Set([32, 33]);
+
+/** An array of signals as numbers, each one that a signal set can hold. */
+export function validateSignalSet(value: unknown, name: string): number[] {
+  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value);
+  const signals: number[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const signo = signalNumber(value[i], `${name}[${i}]`);
+    if (signo === 0 || RESERVED_SIGNALS.has(signo)) {
+      throw outOfRange(`${name}[${i}]`, `>= 1 && <= 31 or >= ${SIGRTMIN} && <= ${SIGRTMAX}`, value[i]);
+    }
+    signals.push(signo);
+  }
+  return signals;
 }

@@ -8,7 +8,7 @@
 import { constants } from 'node:os';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors';
 import { native, type NativeFileAction } from './native';
-import { signalNumber, type Signal } from './signals';
+import { validateSignalSet, type Signal } from './signals';
 import {
   validateArgv,
   validateBoolean,
@@ -56,9 +56,6 @@ const ACTION_SHAPES: Record<string, string> = {
 
 // Node ignores these; a program started from a shell has them at default.
 const ALWAYS_DEFAULT = [constants.signals.SIGPIPE, constants.signals.SIGXFSZ];
-const SIGRTMAX = 64;
-// glibc keeps 32 and 33 for its threads: sigaddset refuses them.
-const RESERVED_SIGNALS = new Set([32, 33]);
 
 function validateFileAction(value: unknown, name: string): NativeFileAction {
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value);
@@ -86,19 +83,6 @@ function validateFileActions(value: unknown, name: string): NativeFileAction[] {
   const actions: NativeFileAction[] = [];
   for (let i = 0; i < value.length; i++) actions.push(validateFileAction(value[i], `${name}[${i}]`));
   return actions;
-}
-
-function validateSignalSet(value: unknown, name: string): number[] {
-  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value);
-  const signals: number[] = [];
-  for (let i = 0; i < value.length; i++) {
-    const signo = signalNumber(value[i], `${name}[${i}]`);
-    if (signo === 0 || RESERVED_SIGNALS.has(signo)) {
-      throw outOfRange(`${name}[${i}]`, `>= 1 && <= 31 or >= 34 && <= ${SIGRTMAX}`, value[i]);
-    }
-    signals.push(signo);
-  }
-  return signals;
 }
 
 function isOpen(fd: number): boolean {
