@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { runNode } from './helpers';
+
+const examples = join(__dirname, '..', 'examples');
+
+describe('examples run and check themselves', function () {
+  this.timeout(60000);
+
+  it('pipeline (npm run demo)', async () => {
+    const out = await runNode(join(examples, 'pipeline.mjs'), [], { timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /all checks passed/);
+  });
+
+  it('signals', async () => {
+    const out = await runNode(join(examples, 'signals.mjs'), [], { timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /all checks passed/);
+  });
+
+  it('supervisor gives up after its restart limit and exits 0', async () => {
+    const out = await runNode(join(examples, 'supervisor.mjs'), ['--max-restarts', '1'], { nodeArgs: [], timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout + out.stderr, /restart limit reached/);
+  });
+});
