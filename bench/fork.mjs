@@ -7,22 +7,22 @@
 // The orchestrator (no --run) starts one sub-process per contender, so each measures with its
 // own freshly built parent, and reads one line of JSON from its stdout. Contenders run one
 // after the other: on 2 cores, running them side by side would measure the contention.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  addonProblem, C_COMMON, cacheDir, check, compileC, growHeap, killRunnerOnSignals, mb, median,
+  now, onPath, printSkipped, root, round, rssAnon, runCommand, runnerFor, table, timingCells,
+  verdict, writeCache,
+} from './lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const cacheDir = join(here, '.cache');
 const layoutFile = join(cacheDir, 'node-layout.txt'); // removed after the run
 const require = createRequire(import.meta.url);
 
 const HEAP_BYTES = 100 * 1024 * 1024;
 const ROUNDS = 5;
 const ROUND_SECONDS = 0.6; // iterations per round are chosen so that a round takes about this
-const RUNNER_TIMEOUT_MS = 60_000;
 const FORK_WARMUP = 10;
 const TARGETS = { forkOverC: 1.5, forkVsChildProcess: 10, forkVsWorker: 3 };
 
@@ -38,22 +38,12 @@ const CONTENDERS = [
 // ---------------------------------------------------------------------------------------
 // Runners: each prints one line of JSON, { rounds: [ms per child...], iterations, ... }.
 
-// The ~100 MB the parent holds while it creates children. Small objects, so that the heap
-// spreads over many V8 pages as a real application's does.
+// The ~100 MB the parent holds while it creates children.
 let retained;
 function buildHeap() {
-  retained = [];
-  let i = 0;
-  while (process.memoryUsage().heapUsed < HEAP_BYTES) {
-    for (let end = i + 10_000; i < end; i++) retained.push({ i, s: `item-${i}` });
-  }
+  retained = growHeap(HEAP_BYTES);
   const { rss, heapUsed } = process.memoryUsage();
   return { rss, heapUsed, rssAnon: rssAnon(), objects: retained.length };
-}
-
-function rssAnon() {
-  const match = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return match ? Number(match[1]) * 1024 : null;
 }
 
 // The parent's private anonymous mappings, as "start end rss perms" lines (hex), for the C
@@ -73,8 +63,6 @@ function anonLayout() {
   }
   return { mappings, vmas };
 }
-
-const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 
 // Warms up, picks the iterations per round from the warm-up's pace, then times the rounds.
 async function measure(once, { warmup, minIterations, maxIterations }) {
@@ -133,9 +121,7 @@ async function runFork() {
 
 async function runChildProcess() {
   const { fork } = await import('node:child_process');
-  mkdirSync(cacheDir, { recursive: true });
-  const script = join(cacheDir, 'exit-at-once.cjs');
-  writeFileSync(script, 'process.exit(0);\n');
+  const script = writeCache('exit-at-once.cjs', 'process.exit(0);\n');
   const parent = buildHeap();
   const once = () =>
     new Promise((resolve, reject) => {
@@ -209,13 +195,7 @@ const C_RUNNER = String.raw`
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
+${C_COMMON}
 static double timed(long n) {
   double start = now_ms();
   for (long i = 0; i < n; i++) {
@@ -279,13 +259,7 @@ int main(int argc, char** argv) {
   long n = (long)(round_ms / timed(warmup) + 0.5);
   if (n < 10) n = 10;
   if (n > 20000) n = 20000;
-  long rss_pages = 0;
-  FILE* statm = fopen("/proc/self/statm", "r");
-  if (statm) { if (fscanf(statm, "%*ld %ld", &rss_pages) != 1) rss_pages = 0; fclose(statm); }
-  printf("{\"rounds\":[");
-  for (int r = 0; r < rounds; r++) printf("%s%.6f", r ? "," : "", timed(n));
-  printf("],\"iterations\":%ld,\"warmup\":%ld,\"parent\":{\"rss\":%ld}", n, warmup,
-         rss_pages * sysconf(_SC_PAGESIZE));
+  print_rounds(rounds, n, warmup);
   if (layout) {
     printf(",\"layout\":{\"mapped\":%ld,\"touched\":%lu,\"skipped\":%ld,\"skippedBytes\":%lu,"
            "\"vmas\":%ld}", mapped, touched, skipped, skipped_bytes, vmas);
@@ -297,25 +271,15 @@ int main(int argc, char** argv) {
 }
 `;
 
-let cBinary; // compiled once per run
-function compileC() {
-  if (cBinary) return cBinary;
-  mkdirSync(cacheDir, { recursive: true });
-  const source = join(cacheDir, 'fork_floor.c');
-  const binary = join(cacheDir, 'fork_floor');
-  writeFileSync(source, C_RUNNER);
-  const cc = spawnSync('cc', ['-O2', '-o', binary, source], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr || cc.error}`);
-  return (cBinary = binary);
-}
+const cBinary = () => compileC('fork_floor', C_RUNNER); // compiled once per run
 
 function runC(targetRss) {
-  return runCommand(compileC(), [String(targetRss), String(ROUNDS), String(ROUND_SECONDS)]);
+  return runCommand(cBinary(), [String(targetRss), String(ROUNDS), String(ROUND_SECONDS)]);
 }
 
 async function runCLayout(mappings) {
   const args = ['--layout', layoutFile, String(ROUNDS), String(ROUND_SECONDS)];
-  const binary = compileC();
+  const binary = cBinary();
   writeFileSync(layoutFile, `${mappings.join('\n')}\n`);
   try {
     return await runCommand(binary, args);
@@ -329,82 +293,13 @@ const RUNNERS = { fork: runFork, child_process: runChildProcess, worker: runWork
 // ---------------------------------------------------------------------------------------
 // Orchestrator.
 
-let current; // the runner sub-process in flight, killed with its process group on exit
-
-// Runs one contender in its own process group and parses the JSON line it prints.
-function runCommand(file, args) {
-  return new Promise((resolve, reject) => {
-    const stdio = ['ignore', 'pipe', 'pipe'];
-    const child = spawn(file, args, { cwd: root, detached: true, stdio });
-    current = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => killGroup(child), RUNNER_TIMEOUT_MS);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('exit', () => (current = undefined));
-    // 'close' waits for the pipes too, so it also waits for any child the runner left behind
-    // holding them: those are still in the group when the timer kills it.
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.trim().split('\n').pop();
-      if (code === 0 && line) {
-        try {
-          resolve(JSON.parse(line));
-          return;
-        } catch {}
-      }
-      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-      reject(new Error(`${why}${stderr.trim() ? `: ${lastLines(stderr, 3)}` : ''}`));
-    });
-  });
-}
-
-function killGroup(child) {
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {} // already gone
-}
-
-const lastLines = (text, n) => text.trim().split('\n').slice(-n).join(' | ');
-
-// A sanitizer build of the addon cannot load into a plain node, and would not be worth timing.
-function addonProblem() {
-  let file;
-  try {
-    file = require('node-gyp-build').path(root);
-  } catch (error) {
-    return `no addon build found (${error.message.split('\n')[0]}); run npx node-gyp build`;
-  }
-  const bytes = readFileSync(file);
-  if (['libasan.so', 'libubsan.so', 'libtsan.so'].some((lib) => bytes.includes(lib))) {
-    return (
-      `${file} is a sanitizer build (links libasan/libubsan/libtsan); its fork timings would ` +
-      'mean nothing. Rebuild it without sanitizers (npx node-gyp rebuild), or set ' +
-      'FORKWISE_PREBUILD to a directory holding a clean build/Release/forkwise.node'
-    );
-  }
-  return null;
-}
+// A sanitizer build's fork timings would mean nothing: say how to get a clean one.
+const sanitized = (file) =>
+  `${file} is a sanitizer build (links libasan/libubsan/libtsan); its fork timings would ` +
+  'mean nothing. Rebuild it without sanitizers (npx node-gyp rebuild), or set ' +
+  'FORKWISE_PREBUILD to a directory holding a clean build/Release/forkwise.node';
 
 const runNode = (args) => runCommand(process.execPath, args);
-const check = (value, op, target) => ({
-  target: `${op} ${target}`,
-  met: value == null ? null : op === '<=' ? value <= target : value >= target,
-});
-const onPath = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const round = (value, digits = 3) => (value == null ? null : Number(value.toFixed(digits)));
-const ms = (value) => value.toFixed(3);
-const mb = (bytes) => (bytes == null ? 'n/a' : `${(bytes / 1048576).toFixed(1)} MB`);
 
 async function orchestrate(json) {
   const log = json ? () => {} : (text) => process.stderr.write(text);
@@ -424,7 +319,7 @@ async function orchestrate(json) {
     }
   };
 
-  const problem = addonProblem();
+  const problem = addonProblem(sanitized);
   if (problem) skipped.fork = problem;
   else await attempt('fork', () => runNode(['--single-threaded', self, '--run', 'fork']));
   await attempt('child_process', () => runNode([self, '--run', 'child_process']));
@@ -510,28 +405,13 @@ function printTable(summary) {
 
   const rows = summary.contenders.map((c) => [
     c.label,
-    c.medianMs == null ? 'skipped' : ms(c.medianMs),
-    c.roundsMs ? [Math.min(...c.roundsMs), Math.max(...c.roundsMs)].map(ms).join('-') : '',
-    c.iterationsPerRound == null ? '' : String(c.iterationsPerRound),
-    c.parentRss == null ? '' : mb(c.parentRss),
+    ...timingCells(c),
     c.ratioToC == null ? '' : `${c.ratioToC.toFixed(2)}x`,
   ]);
-  const header = ['contender', 'ms/child', 'rounds min-max', 'n/round', 'parent RSS', 'vs C floor'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const pad = (cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]));
-  const line = (cells) => cells.map(pad).join('  ').trimEnd();
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  rows.forEach((row) => console.log(line(row)));
-
-  const skipped = summary.contenders.filter((c) => c.skipped);
-  if (skipped.length) {
-    console.log('');
-    for (const c of skipped) console.log(`skipped ${c.name}: ${c.skipped}`);
-  }
+  table(['contender', 'ms/child', 'rounds min-max', 'n/round', 'parent RSS', 'vs C floor'], rows);
+  printSkipped(summary.contenders);
 
   const { ratios, targets } = summary;
-  const verdict = (t) => (t.met == null ? 'n/a' : t.met ? 'met' : 'MISSED');
   console.log('');
   for (const [title, key, suffix] of [
     ['fork vs child_process.fork', 'forkVsChildProcess', ' faster'],
@@ -560,17 +440,9 @@ function printTable(summary) {
 // ---------------------------------------------------------------------------------------
 
 const args = process.argv.slice(2);
-const runIndex = args.indexOf('--run');
-if (runIndex !== -1) {
-  const run = RUNNERS[args[runIndex + 1]];
-  if (!run) throw new Error(`unknown runner: ${args[runIndex + 1]}`);
-  console.log(JSON.stringify(await run()));
+if (args.includes('--run')) {
+  console.log(JSON.stringify(await runnerFor(RUNNERS, args)()));
 } else {
-  const stop = (signal) => {
-    if (current) killGroup(current);
-    rmSync(layoutFile, { force: true });
-    process.kill(process.pid, signal);
-  };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, stop);
+  killRunnerOnSignals(() => rmSync(layoutFile, { force: true }));
   await orchestrate(args.includes('--json'));
 }

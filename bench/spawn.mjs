@@ -8,16 +8,11 @@
 //
 // As in fork.mjs, the orchestrator (no --run) starts one sub-process per contender and reads
 // one line of JSON from its stdout; contenders run one after the other.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const cacheDir = join(here, '.cache');
-const require = createRequire(import.meta.url);
+import {
+  addonProblem, C_COMMON, check, compileC, growHeap, killRunnerOnSignals, median, now, onPath,
+  printSkipped, round, rssAnon, runCommand, runnerFor, table, timingCells, verdict,
+} from './lib.mjs';
 
 const PROGRAM = '/bin/true';
 const HEAP_BYTES = 100 * 1024 * 1024;
@@ -28,7 +23,6 @@ const PASSES = 5;
 const ROUNDS = 2; // per pass
 const ROUND_SECONDS = 0.25; // iterations per round are chosen so that a round takes about this
 const WARMUP = 20;
-const RUNNER_TIMEOUT_MS = 60_000;
 const TARGETS = { spawnOverC: 1.3, spawnVsChildProcess: 3 };
 
 const CONTENDERS = [
@@ -49,11 +43,7 @@ const CONTENDERS = [
 // touched), which a fork does copy (its page tables).
 let retained;
 function buildHeap() {
-  retained = [];
-  let i = 0;
-  while (process.memoryUsage().heapUsed < HEAP_BYTES) {
-    for (let end = i + 10_000; i < end; i++) retained.push({ i, s: `item-${i}` });
-  }
+  retained = growHeap(HEAP_BYTES);
 }
 
 function buildBuffer() {
@@ -68,11 +58,8 @@ const BIG_PARENTS = [
 
 function parentInfo() {
   const { rss, heapUsed } = process.memoryUsage();
-  const match = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return { rss, heapUsed, rssAnon: match ? Number(match[1]) * 1024 : null };
+  return { rss, heapUsed, rssAnon: rssAnon() };
 }
-
-const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 
 // Warms up, picks the iterations per round from the warm-up's pace, then times the rounds.
 // `once` may return a promise (awaited) or nothing (a synchronous loop, no await per child).
@@ -169,15 +156,9 @@ const C_RUNNER = String.raw`
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
+${C_COMMON}
 extern char** environ;
 static const char* program;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static double timed(long n) {
   char* argv[] = {"true", NULL};
@@ -202,13 +183,8 @@ int main(int argc, char** argv) {
   long n = (long)(round_ms / timed(warmup) + 0.5);
   if (n < 10) n = 10;
   if (n > 5000) n = 5000;
-  long rss_pages = 0;
-  FILE* statm = fopen("/proc/self/statm", "r");
-  if (statm) { if (fscanf(statm, "%*ld %ld", &rss_pages) != 1) rss_pages = 0; fclose(statm); }
-  printf("{\"rounds\":[");
-  for (int r = 0; r < rounds; r++) printf("%s%.6f", r ? "," : "", timed(n));
-  printf("],\"iterations\":%ld,\"warmup\":%ld,\"parent\":{\"rss\":%ld}}\n", n, warmup,
-         rss_pages * sysconf(_SC_PAGESIZE));
+  print_rounds(rounds, n, warmup);
+  printf("}\n");
   return 0;
 }
 `;
@@ -219,95 +195,16 @@ function runPython() {
   return runCommand('python3', ['-c', PYTHON_RUNNER, ...runnerArgs]);
 }
 
-let cBinary; // compiled once per run
 function runC() {
-  cBinary ??= compileC();
-  return runCommand(cBinary, runnerArgs);
-}
-
-function compileC() {
-  mkdirSync(cacheDir, { recursive: true });
-  const source = join(cacheDir, 'spawn_floor.c');
-  const binary = join(cacheDir, 'spawn_floor');
-  writeFileSync(source, C_RUNNER);
-  const cc = spawnSync('cc', ['-O2', '-o', binary, source], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr || cc.error}`);
-  return binary;
+  return runCommand(compileC('spawn_floor', C_RUNNER), runnerArgs); // compiled once per run
 }
 
 // ---------------------------------------------------------------------------------------
 // Orchestrator.
 
-let current; // the runner sub-process in flight, killed with its process group on exit
-
-// Runs one contender in its own process group and parses the JSON line it prints.
-function runCommand(file, args) {
-  return new Promise((resolve, reject) => {
-    const stdio = ['ignore', 'pipe', 'pipe'];
-    const child = spawn(file, args, { cwd: root, detached: true, stdio });
-    current = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => killGroup(child), RUNNER_TIMEOUT_MS);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('exit', () => (current = undefined));
-    // 'close' waits for the pipes too, so also for a child the runner left holding them.
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.trim().split('\n').pop();
-      if (code === 0 && line) {
-        try {
-          resolve(JSON.parse(line));
-          return;
-        } catch {}
-      }
-      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-      reject(new Error(`${why}${stderr.trim() ? `: ${lastLines(stderr, 3)}` : ''}`));
-    });
-  });
-}
-
-function killGroup(child) {
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {} // already gone
-}
-
-const lastLines = (text, n) => text.trim().split('\n').slice(-n).join(' | ');
-
-// A sanitizer build of the addon cannot load into a plain node, and would not be worth timing.
-function addonProblem() {
-  let file;
-  try {
-    file = require('node-gyp-build').path(root);
-  } catch (error) {
-    return `no addon build found (${error.message.split('\n')[0]}); run npx node-gyp build`;
-  }
-  const bytes = readFileSync(file);
-  if (['libasan.so', 'libubsan.so', 'libtsan.so'].some((lib) => bytes.includes(lib))) {
-    return `${file} is a sanitizer build; its timings would mean nothing (npx node-gyp rebuild)`;
-  }
-  return null;
-}
-
-const check = (value, op, target) => ({
-  target: `${op} ${target}`,
-  met: value == null ? null : op === '<=' ? value <= target : value >= target,
-});
-const onPath = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const round = (value, digits = 3) => (value == null ? null : Number(value.toFixed(digits)));
-const ms = (value) => value.toFixed(3);
-const mb = (bytes) => (bytes == null ? 'n/a' : `${(bytes / 1048576).toFixed(1)} MB`);
+// A sanitizer build's timings would mean nothing.
+const sanitized = (file) =>
+  `${file} is a sanitizer build; its timings would mean nothing (npx node-gyp rebuild)`;
 
 async function orchestrate({ json, bigPass }) {
   const log = json ? () => {} : (text) => process.stderr.write(text);
@@ -321,7 +218,7 @@ async function orchestrate({ json, bigPass }) {
     runCommand(process.execPath, [self, '--run', name, ...(flag ? [flag] : [])]);
 
   const jobs = []; // { into, name, title, run }
-  const problem = addonProblem();
+  const problem = addonProblem(sanitized);
   for (const { name, node } of CONTENDERS) {
     if (!node) continue;
     if (problem && name.startsWith('posix_spawn')) skipped[name] = problem;
@@ -411,15 +308,6 @@ async function orchestrate({ json, bigPass }) {
   else printTable(summary);
 }
 
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const pad = (cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]));
-  const line = (cells) => cells.map(pad).join('  ').trimEnd();
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  rows.forEach((r) => console.log(line(r)));
-}
-
 function printTable(summary) {
   console.log(
     `\nforkwise spawn benchmark: ${summary.program}, ${summary.node} ${summary.platform}, ` +
@@ -427,23 +315,14 @@ function printTable(summary) {
   );
   const cells = (c) => [
     c.label,
-    c.medianMs == null ? 'skipped' : ms(c.medianMs),
-    c.roundsMs ? [Math.min(...c.roundsMs), Math.max(...c.roundsMs)].map(ms).join('-') : '',
-    c.iterationsPerRound == null ? '' : String(c.iterationsPerRound),
-    c.parentRss == null ? '' : mb(c.parentRss),
+    ...timingCells(c),
     c.ratioToC == null ? '' : `${c.ratioToC.toFixed(2)}x`,
   ];
   const header = ['small parent', 'ms/child', 'rounds min-max', 'n/round', 'parent RSS', 'vs C floor'];
   table(header, summary.contenders.map(cells));
-
-  const skipped = summary.contenders.filter((c) => c.skipped);
-  if (skipped.length) {
-    console.log('');
-    for (const c of skipped) console.log(`skipped ${c.name}: ${c.skipped}`);
-  }
+  printSkipped(summary.contenders);
 
   const { ratios, targets } = summary;
-  const verdict = (t) => (t.met == null ? 'n/a' : t.met ? 'met' : 'MISSED');
   const say = (title, value, suffix, t) => {
     const shown = value == null ? 'n/a' : `${value.toFixed(2)}x${suffix}`;
     const goal = t ? `(target ${t.target}x: ${verdict(t)})` : '(no target)';
@@ -476,19 +355,13 @@ function printTable(summary) {
 // ---------------------------------------------------------------------------------------
 
 const args = process.argv.slice(2);
-const runIndex = args.indexOf('--run');
-if (runIndex !== -1) {
-  const run = RUNNERS[args[runIndex + 1]];
-  if (!run) throw new Error(`unknown runner: ${args[runIndex + 1]}`);
+if (args.includes('--run')) {
+  const run = runnerFor(RUNNERS, args);
   if (args.includes('--heap')) buildHeap();
   if (args.includes('--buffer')) buildBuffer();
   const result = await run();
   console.log(JSON.stringify({ ...result, parent: parentInfo() }));
 } else {
-  const stop = (signal) => {
-    if (current) killGroup(current);
-    process.kill(process.pid, signal);
-  };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, stop);
+  killRunnerOnSignals();
   await orchestrate({ json: args.includes('--json'), bigPass: !args.includes('--no-heap') });
 }
