@@ -16,7 +16,9 @@
           "native/fd.cc",
           "native/fd_passing.cc",
           "native/process.cc",
-          "native/signal.cc"
+          "native/signal.cc",
+          "native/shm.cc",
+          "native/sync.cc"
         ]
       }]],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -26,6 +26,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFdPassing(env, exports);
   InitProcess(env, exports);
   InitSignal(env, exports);
+  InitShm(env, exports);
+  InitSync(env, exports);
   return exports;
 }
 

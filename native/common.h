@@ -8,14 +8,18 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace forkwise {
 
+struct Mappings;  // shared memory mapped in this environment (native/shm.cc)
+
 // Per-environment state (one per main thread or worker), freed by Node-API's finalizer.
 struct AddonData {
   Napi::FunctionReference make_error;  // (errno, syscall, path?) => PosixError
+  std::shared_ptr<Mappings> mappings;
 };
 
 AddonData& Data(Napi::Env env);
@@ -60,6 +64,8 @@ void InitFd(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
+void InitShm(Napi::Env env, Napi::Object exports);
+void InitSync(Napi::Env env, Napi::Object exports);
 
 // In a forked child: replaces the signal self-pipe shared with the parent by one of its own
 // (native/signal.cc). Returns 0 or a libuv error.

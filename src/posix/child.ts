@@ -18,6 +18,14 @@ process.on('worker', (worker: Worker) => {
   worker.once('exit', () => liveWorkers.delete(worker));
 });
 
+// What the layers above must redo in a forked child (src/sync re-arms its pending waits,
+// whose helper threads did not cross the fork).
+const childHooks: Array<() => void> = [];
+
+export function afterForkInChild(hook: () => void): void {
+  childHooks.push(hook);
+}
+
 export function becomeChild(): void {
   // process.pid is cached at start-up (DESIGN.md fact 5).
   Object.defineProperty(process, 'pid', {
@@ -32,6 +40,7 @@ export function becomeChild(): void {
   forgetInheritedWatches();
   forgetInheritedChunks();
   installChildExit();
+  for (const hook of childHooks) hook();
 }
 
 // Chunks that a stream of the parent still held in its JavaScript buffer at the instant of

@@ -46,6 +46,14 @@ export class ForkwiseError extends Error {
   }
 }
 
+/** What an aborted operation rejects with, as Node's own APIs do. */
+export function abortError(signal: AbortSignal): Error {
+  const error = new ForkwiseError('ABORT_ERR', 'The operation was aborted');
+  error.name = 'AbortError';
+  (error as Error & { cause?: unknown }).cause = signal.reason;
+  return error;
+}
+
 type ErrorClass = typeof TypeError | typeof RangeError;
 
 function withCode<E extends Error>(error: E, code: string): E {

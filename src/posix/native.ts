@@ -79,6 +79,45 @@ export interface NativeBinding {
   WCONTINUED: number;
   O_CLOEXEC: number;
   O_NONBLOCK: number;
+  // Shared memory (native/shm.cc); names start with '/'.
+  shmOpen(name: string, create: boolean, size: number): ArrayBuffer;
+  shmUnmap(buffer: ArrayBuffer): void;
+  shmUnlink(name: string): void;
+  // Synchronisation primitives (native/sync.cc). Timeouts in ms: < 0 none, 0 do not wait.
+  // Acquires answer 0 (acquired), 1 (acquired from a dead owner) or -1 (not acquired).
+  syncInit(buffer: ArrayBuffer, kind: number, arg?: number, bound?: number): void;
+  syncKind(buffer: ArrayBuffer): number;
+  syncSeq(buffer: ArrayBuffer): number;
+  SeqWatch: new (buffer: ArrayBuffer, seenSeq: number, sliceMs: number, callback: () => void) => NativeSeqWatch;
+  mutexAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
+  mutexRelease(buffer: ArrayBuffer): void;
+  mutexConsistent(buffer: ArrayBuffer): void;
+  mutexLocked(buffer: ArrayBuffer): boolean;
+  rwlockAcquire(buffer: ArrayBuffer, write: boolean, timeoutMs: number): number;
+  rwlockRelease(buffer: ArrayBuffer): void;
+  semAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
+  semRelease(buffer: ArrayBuffer, n: number): boolean;
+  semValue(buffer: ArrayBuffer): number;
+  eventSet(buffer: ArrayBuffer): void;
+  eventClear(buffer: ArrayBuffer): void;
+  eventIsSet(buffer: ArrayBuffer): boolean;
+  eventWait(buffer: ArrayBuffer, timeoutMs: number): boolean;
+  barrierArrive(buffer: ArrayBuffer): [index: number, generation: number] | null;
+  /** 0 still waiting, 1 passed, 2 broken. */
+  barrierPoll(buffer: ArrayBuffer, generation: number): number;
+  barrierWait(buffer: ArrayBuffer, generation: number, timeoutMs: number): number;
+  barrierBreak(buffer: ArrayBuffer, generation: number): number;
+  barrierAbort(buffer: ArrayBuffer): void;
+  barrierReset(buffer: ArrayBuffer): void;
+  barrierState(buffer: ArrayBuffer): [parties: number, waiting: number, broken: boolean];
+  condPrepare(buffer: ArrayBuffer): void;
+  condWait(buffer: ArrayBuffer, timeoutMs: number): boolean;
+  condGiveUp(buffer: ArrayBuffer): boolean;
+  condNotify(buffer: ArrayBuffer, n: number): number;
+}
+
+export interface NativeSeqWatch {
+  cancel(): void;
 }
 
 export const supported = process.platform !== 'win32';
@@ -95,7 +134,7 @@ function load(): NativeBinding {
       'ERR_FORKWISE_NATIVE_LOAD',
       `forkwise: cannot load the native addon (${(cause as Error).message}).\n` +
         '- Rebuild it from source: npm rebuild forkwise (needs python3, make and a C++ compiler)\n' +
-        '- or, in a checkout of forkwise: npm run build',
+        '- or, in a checkout of forkwise: npx node-gyp rebuild',
     );
   }
   binding.setErrorFactory(

@@ -1,5 +1,5 @@
 /** waitpid, wait, waitpidAsync and the W* helpers on raw wait statuses. */
-import { argError, ForkwiseError } from './errors';
+import { abortError, argError } from './errors';
 import { native, supported, type NativeExitWatch } from './native';
 import { signalName } from './signals';
 import { validateInteger, validateObject, validatePid } from './validate';
@@ -154,11 +154,4 @@ export function waitpidAsync(pid: number, options: { signal?: AbortSignal } = {}
     signal?.addEventListener('abort', onAbort, { once: true });
     poll();
   });
-}
-
-function abortError(signal: AbortSignal): Error {
-  const error = new ForkwiseError('ABORT_ERR', 'The operation was aborted');
-  error.name = 'AbortError';
-  (error as Error & { cause?: unknown }).cause = signal.reason;
-  return error;
 }

@@ -1,6 +1,13 @@
 /**
- * `forkwise/sync`: shared memory and process-shared synchronisation primitives. The
- * primitives of the API contract arrive with the shared-memory layer; until then this entry
- * point exists so that imports resolve, and exports nothing.
+ * `forkwise/sync`: shared memory and process-shared synchronisation primitives. Each works
+ * across forked children, worker threads and spawned processes (`.handle` / `fromHandle`).
  */
-export {};
+export { SharedMemory, type SharedMemoryOptions } from './shared_memory';
+export { Mutex, RLock, Semaphore, BoundedSemaphore, type Lock } from './locks';
+export { RWLock } from './rwlock';
+export { Condition, type ConditionHandle } from './condition';
+export { Event } from './event';
+export { Barrier, BrokenBarrierError } from './barrier';
+export { Value, SharedArray, type ElementType, type ValueHandle, type ValueOptions, type SharedArrayExtras } from './values';
+export type { PrimitiveHandle } from './primitive';
+export type { AcquireOptions, AsyncWaitOptions } from './waiting';

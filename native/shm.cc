@@ -1,0 +1,120 @@
+// POSIX shared memory segments: shm_open + ftruncate + mmap(MAP_SHARED), handed to JavaScript
+// as an ArrayBuffer over the mapping. Naming, ownership and clean-up are policy and live in
+// src/sync/shared_memory.ts.
+//
+// A mapping is unmapped exactly once: by close() (which first detaches the ArrayBuffer so no
+// view can reach the memory again) or by the ArrayBuffer's finalizer, whichever comes first.
+// The per-environment set of live mappings is what decides.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <unordered_map>
+
+#include "common.h"
+
+namespace forkwise {
+
+// Mappings made in one environment (main thread or worker) and not yet unmapped.
+struct Mappings {
+  std::unordered_map<void*, size_t> live;
+};
+
+namespace {
+
+std::shared_ptr<Mappings> MappingsOf(Napi::Env env) {
+  std::shared_ptr<Mappings>& mappings = Data(env).mappings;
+  if (!mappings) mappings = std::make_shared<Mappings>();
+  return mappings;
+}
+
+void Unmap(Mappings& mappings, void* address) {
+  auto found = mappings.live.find(address);
+  if (found == mappings.live.end()) return;
+  munmap(found->first, found->second);
+  mappings.live.erase(found);
+}
+
+// shmOpen(name, create, size): ArrayBuffer. `name` starts with '/'. With `create` the segment
+// must not exist (O_EXCL) and gets mode 0600 and `size` bytes; otherwise its size is read.
+Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0);
+  bool create = info[1].ToBoolean().Value();
+  double wanted = info[2].ToNumber().DoubleValue();
+  if (create && !(wanted >= 1 && wanted <= static_cast<double>(SIZE_MAX / 2))) {
+    throw Napi::RangeError::New(env, "forkwise native: bad segment size");
+  }
+  int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  int fd = RetryOnEintr([&] { return shm_open(name.c_str(), flags, 0600); });
+  if (fd == -1) ThrowErrno(env, errno, "shm_open", name.c_str() + 1);
+  size_t size = static_cast<size_t>(wanted);
+  int err = 0;
+  const char* failed = nullptr;
+  if (create) {
+    // Reserved now, so that a full /dev/shm is an ENOSPC here rather than a SIGBUS on the
+    // first write to a page that tmpfs cannot back.
+    do {
+      err = posix_fallocate(fd, 0, static_cast<off_t>(size));
+    } while (err == EINTR);
+    if (err) failed = "posix_fallocate";
+  } else {
+    struct stat st;
+    if (fstat(fd, &st) == -1) {
+      err = errno, failed = "fstat";
+    } else if (st.st_size <= 0) {
+      err = EINVAL, failed = "fstat";  // a segment still being created, or not one of ours
+    } else {
+      size = static_cast<size_t>(st.st_size);
+    }
+  }
+  void* address = MAP_FAILED;
+  if (!failed) {
+    address = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (address == MAP_FAILED) err = errno, failed = "mmap";
+  }
+  close(fd);  // the mapping keeps the segment alive
+  if (failed) {
+    if (create) shm_unlink(name.c_str());
+    ThrowErrno(env, err, failed, name.c_str() + 1);
+  }
+  std::shared_ptr<Mappings> mappings = MappingsOf(env);
+  mappings->live[address] = size;
+  auto* keep = new std::shared_ptr<Mappings>(mappings);
+  return Napi::ArrayBuffer::New(
+      env, address, size,
+      [](Napi::Env, void* data, std::shared_ptr<Mappings>* owner) {
+        Unmap(**owner, data);
+        delete owner;
+      },
+      keep);
+}
+
+// shmUnmap(buffer): detaches the ArrayBuffer and unmaps its memory (idempotent).
+void ShmUnmap(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    throw Napi::TypeError::New(info.Env(), "forkwise native: argument 0 must be an ArrayBuffer");
+  }
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  void* address = buffer.Data();
+  std::shared_ptr<Mappings> mappings = MappingsOf(info.Env());
+  if (address == nullptr || mappings->live.count(address) == 0) return;
+  buffer.Detach();
+  Unmap(*mappings, address);
+}
+
+void ShmUnlink(const Napi::CallbackInfo& info) {
+  std::string name = ArgString(info, 0);
+  if (shm_unlink(name.c_str()) == -1) ThrowErrno(info.Env(), errno, "shm_unlink", name.c_str() + 1);
+}
+
+}  // namespace
+
+void InitShm(Napi::Env env, Napi::Object exports) {
+  exports["shmOpen"] = Napi::Function::New(env, ShmOpen, "shmOpen");
+  exports["shmUnmap"] = Napi::Function::New(env, ShmUnmap, "shmUnmap");
+  exports["shmUnlink"] = Napi::Function::New(env, ShmUnlink, "shmUnlink");
+}
+
+}  // namespace forkwise

@@ -1,0 +1,691 @@
+// Process-shared synchronisation primitives, each in its own shared memory segment.
+//
+// Design
+// ------
+// Every primitive starts with a Header: a magic number and the primitive's kind (checked on
+// every call, so a forged handle never reaches a pthread call with the wrong object), and
+// `seq`, a 32-bit futex word that changes whenever a waiter may be able to proceed (a
+// release, a post, a set, a notify, a barrier's new generation).
+//
+// Mutex and RLock are pthread mutexes (PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST; error-
+// checking or recursive), RWLock a pthread rwlock, Semaphore a sem_t, all placed in the
+// segment. Event, Barrier and Condition are small state machines on futexes: a pthread
+// condition variable cannot be waited on without owning its mutex in the waiting thread, and
+// the asynchronous waits below must not own anything in a helper thread.
+//
+// Two ways to wait:
+// - Synchronous (acquire, wait): the calling thread blocks in the real call
+//   (pthread_mutex_clocklock, sem_clockwait, FUTEX_WAIT_BITSET...) with an absolute deadline
+//   on CLOCK_MONOTONIC, so a retry after EINTR never extends the timeout.
+// - Asynchronous (acquireAsync, waitAsync): the JavaScript thread only ever makes
+//   non-blocking attempts (trylock, trywait...), so whatever it acquires is owned by that
+//   thread, exactly as with the synchronous form: a mutex taken asynchronously is released by
+//   the same thread, and sits on that thread's robust list, so its owner's death is seen by
+//   the others. Between attempts a short-lived helper thread (SeqWatch) sleeps in FUTEX_WAIT
+//   on `seq` for a bounded slice, then calls back into the loop, which attempts again. The
+//   helper never touches the primitive itself. Releasers bump `seq` and FUTEX_WAKE it when
+//   `async_waiters` says a helper sleeps there: with both sides' operations sequentially
+//   consistent, either the releaser sees the waiter or the waiter's futex sees the new `seq`,
+//   so no wake-up is lost. The slice bounds how long a dead owner (who never bumps `seq`)
+//   goes unnoticed, and how long a cancelled helper outlives its cancellation.
+//
+// Errors come back as errno values (EPERM, EDEADLK, ENOTRECOVERABLE...) through the
+// PosixError factory; the TypeScript layer (src/sync/) gives them their meaning.
+#include <linux/futex.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <memory>
+#include <thread>
+
+#include "common.h"
+
+namespace forkwise {
+namespace {
+
+constexpr uint32_t kMagic = 0x6b726f66;  // "fork"
+enum Kind : uint32_t { kMutex = 1, kRLock, kRWLock, kSemaphore, kEvent, kBarrier, kCondition };
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "futex words must be lock-free");
+
+struct Header {
+  uint32_t magic;
+  uint32_t kind;
+  std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> async_waiters;
+};
+
+struct MutexBlock {
+  Header header;
+  alignas(16) pthread_mutex_t mutex;
+};
+
+struct RWLockBlock {
+  Header header;
+  alignas(16) pthread_rwlock_t rwlock;
+};
+
+struct SemaphoreBlock {
+  Header header;
+  int32_t max;  // -1: unbounded
+  alignas(16) sem_t sem;
+};
+
+struct EventBlock {
+  Header header;
+  std::atomic<uint32_t> flag;
+};
+
+// The generation is header.seq. `guard` serialises arrivals; it is robust so that a party
+// dying inside the bookkeeping breaks the barrier instead of blocking it.
+struct BarrierBlock {
+  Header header;
+  uint32_t parties;
+  uint32_t count;
+  std::atomic<uint32_t> broken;
+  std::atomic<uint32_t> failed_generation;  // the last generation ended by abort/reset/timeout
+  alignas(16) pthread_mutex_t guard;
+};
+
+// `waiting` counts waiters not yet notified, `permits` notifications not yet claimed; both
+// change under the condition's lock, except that a woken waiter claims a permit lock-free.
+struct ConditionBlock {
+  Header header;
+  std::atomic<uint32_t> waiting;
+  std::atomic<uint32_t> permits;
+};
+
+// ---- helpers ----
+
+long Futex(std::atomic<uint32_t>* word, int op, uint32_t value, const timespec* at) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op, value, at, nullptr,
+                 FUTEX_BITSET_MATCH_ANY);
+}
+
+void Wake(std::atomic<uint32_t>& word) { Futex(&word, FUTEX_WAKE, INT_MAX, nullptr); }
+
+// A release: bump seq and wake the helpers sleeping on it, if any.
+void Published(Header& header) {
+  header.seq.fetch_add(1);
+  if (header.async_waiters.load() != 0) Wake(header.seq);
+}
+
+struct Deadline {
+  double timeout_ms;  // < 0: none; 0: do not wait
+  timespec at;
+  explicit Deadline(double ms) : timeout_ms(ms), at{} {
+    if (ms <= 0) return;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    double whole = std::floor(ms / 1000);
+    at.tv_sec += static_cast<time_t>(whole);
+    at.tv_nsec += static_cast<long>((ms - whole * 1000) * 1e6);
+    if (at.tv_nsec >= 1000000000L) at.tv_sec += 1, at.tv_nsec -= 1000000000L;
+  }
+  bool forever() const { return timeout_ms < 0; }
+  bool none() const { return timeout_ms == 0; }
+};
+
+// Sleeps while `word` holds `expected`, until the deadline. EINTR is retried (the deadline is
+// absolute). Returns false only when the deadline passed.
+bool FutexWaitUntil(std::atomic<uint32_t>& word, uint32_t expected, const Deadline& deadline) {
+  for (;;) {
+    long r = Futex(&word, FUTEX_WAIT_BITSET, expected, deadline.forever() ? nullptr : &deadline.at);
+    if (r == 0 || errno == EAGAIN) return true;
+    if (errno == ETIMEDOUT) return false;
+    if (errno != EINTR) return true;  // EFAULT and the like: let the caller re-check
+    if (word.load() != expected) return true;
+  }
+}
+
+[[noreturn]] void NotAPrimitive(Napi::Env env) {
+  throw Napi::TypeError::New(env, "forkwise: not a live synchronisation primitive");
+}
+
+Header* HeaderOf(const Napi::CallbackInfo& info, size_t size) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) NotAPrimitive(info.Env());
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.ByteLength() < size) NotAPrimitive(info.Env());
+  Header* header = static_cast<Header*>(buffer.Data());
+  if (header->magic != kMagic) NotAPrimitive(info.Env());
+  return header;
+}
+
+template <typename Block>
+Block* BlockOf(const Napi::CallbackInfo& info, Kind kind, Kind also = Kind(0)) {
+  Header* header = HeaderOf(info, sizeof(Block));
+  if (header->kind != kind && header->kind != also) NotAPrimitive(info.Env());
+  return reinterpret_cast<Block*>(header);
+}
+
+double ArgTimeout(const Napi::CallbackInfo& info, size_t index) {
+  if (index >= info.Length() || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), "forkwise native: timeout must be a number");
+  }
+  double ms = info[index].As<Napi::Number>().DoubleValue();
+  if (std::isnan(ms)) throw Napi::RangeError::New(info.Env(), "forkwise native: bad timeout");
+  return ms;
+}
+
+Napi::Number Int(Napi::Env env, double value) { return Napi::Number::New(env, value); }
+
+void Check(Napi::Env env, int err, const char* call) {
+  if (err != 0) ThrowErrno(env, err, call);
+}
+
+void InitHeader(Header& header, Kind kind) {
+  header.kind = kind;
+  header.seq.store(0);
+  header.async_waiters.store(0);
+}
+
+// The magic goes in last: a segment is a primitive once it is fully built.
+void Seal(Header& header) { __atomic_store_n(&header.magic, kMagic, __ATOMIC_RELEASE); }
+
+void InitRobustMutex(Napi::Env env, pthread_mutex_t* mutex, int type) {
+  pthread_mutexattr_t attr;
+  Check(env, pthread_mutexattr_init(&attr), "pthread_mutexattr_init");
+  int err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  if (!err) err = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  if (!err) err = pthread_mutexattr_settype(&attr, type);
+  if (!err) err = pthread_mutex_init(mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+  Check(env, err, "pthread_mutex_init");
+}
+
+// ---- initialisation: syncInit(buffer, kind, arg) on a zeroed segment ----
+
+void SyncInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) NotAPrimitive(env);
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  Kind kind = static_cast<Kind>(ArgInt32(info, 1));
+  double arg = info.Length() > 2 ? info[2].ToNumber().DoubleValue() : 0;
+  size_t needed = 0;
+  switch (kind) {
+    case kMutex: case kRLock: needed = sizeof(MutexBlock); break;
+    case kRWLock: needed = sizeof(RWLockBlock); break;
+    case kSemaphore: needed = sizeof(SemaphoreBlock); break;
+    case kEvent: needed = sizeof(EventBlock); break;
+    case kBarrier: needed = sizeof(BarrierBlock); break;
+    case kCondition: needed = sizeof(ConditionBlock); break;
+    default: throw Napi::RangeError::New(env, "forkwise native: unknown primitive kind");
+  }
+  if (buffer.ByteLength() < needed) NotAPrimitive(env);
+  void* memory = buffer.Data();
+  Header& header = *static_cast<Header*>(memory);
+  InitHeader(header, kind);
+  switch (kind) {
+    case kMutex: case kRLock:
+      InitRobustMutex(env, &static_cast<MutexBlock*>(memory)->mutex,
+                      kind == kMutex ? PTHREAD_MUTEX_ERRORCHECK : PTHREAD_MUTEX_RECURSIVE);
+      break;
+    case kRWLock: {
+      pthread_rwlockattr_t attr;
+      Check(env, pthread_rwlockattr_init(&attr), "pthread_rwlockattr_init");
+      int err = pthread_rwlockattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+      // Readers arriving while a writer waits queue behind it: writers are not starved.
+      if (!err) err = pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+      if (!err) err = pthread_rwlock_init(&static_cast<RWLockBlock*>(memory)->rwlock, &attr);
+      pthread_rwlockattr_destroy(&attr);
+      Check(env, err, "pthread_rwlock_init");
+      break;
+    }
+    case kSemaphore: {
+      // arg: initial value; info[3]: the bound (-1 for none).
+      auto* block = static_cast<SemaphoreBlock*>(memory);
+      block->max = info.Length() > 3 ? info[3].ToNumber().Int32Value() : -1;
+      if (sem_init(&block->sem, 1, static_cast<unsigned>(arg)) == -1) ThrowErrno(env, errno, "sem_init");
+      break;
+    }
+    case kEvent:
+      static_cast<EventBlock*>(memory)->flag.store(0);
+      break;
+    case kBarrier: {
+      auto* block = static_cast<BarrierBlock*>(memory);
+      block->parties = static_cast<uint32_t>(arg);
+      block->count = 0;
+      block->broken.store(0);
+      block->failed_generation.store(UINT32_MAX);
+      InitRobustMutex(env, &block->guard, PTHREAD_MUTEX_ERRORCHECK);
+      break;
+    }
+    case kCondition:
+      static_cast<ConditionBlock*>(memory)->waiting.store(0);
+      static_cast<ConditionBlock*>(memory)->permits.store(0);
+      break;
+  }
+  Seal(header);
+}
+
+// syncKind(buffer): the kind of a primitive segment, or 0.
+Napi::Value SyncKind(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) NotAPrimitive(info.Env());
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.ByteLength() < sizeof(Header)) return Int(info.Env(), 0);
+  const Header* header = static_cast<const Header*>(buffer.Data());
+  if (__atomic_load_n(&header->magic, __ATOMIC_ACQUIRE) != kMagic) return Int(info.Env(), 0);
+  return Int(info.Env(), header->kind);
+}
+
+// ---- Mutex and RLock ----
+
+// mutexAcquire(buffer, timeoutMs): 0 acquired, 1 acquired from a dead owner, -1 not acquired.
+Napi::Value MutexAcquire(const Napi::CallbackInfo& info) {
+  MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
+  Deadline deadline(ArgTimeout(info, 1));
+  int r;
+  if (deadline.none()) {
+    r = pthread_mutex_trylock(&block->mutex);
+  } else if (deadline.forever()) {
+    r = pthread_mutex_lock(&block->mutex);
+  } else {
+    r = pthread_mutex_clocklock(&block->mutex, CLOCK_MONOTONIC, &deadline.at);
+  }
+  switch (r) {
+    case 0: return Int(info.Env(), 0);
+    case EOWNERDEAD: return Int(info.Env(), 1);
+    case EBUSY: case ETIMEDOUT: return Int(info.Env(), -1);
+    default: ThrowErrno(info.Env(), r, "pthread_mutex_lock");
+  }
+}
+
+void MutexRelease(const Napi::CallbackInfo& info) {
+  MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
+  Check(info.Env(), pthread_mutex_unlock(&block->mutex), "pthread_mutex_unlock");
+  Published(block->header);
+}
+
+void MutexConsistent(const Napi::CallbackInfo& info) {
+  MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
+  Check(info.Env(), pthread_mutex_consistent(&block->mutex), "pthread_mutex_consistent");
+}
+
+// Whether some thread holds the mutex, read from glibc's lock word without taking it (a
+// trylock would take over a dead owner's mutex). The owner's tid sits in the low bits.
+Napi::Value MutexLocked(const Napi::CallbackInfo& info) {
+  MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
+  int word = __atomic_load_n(&block->mutex.__data.__lock, __ATOMIC_ACQUIRE);
+  return Napi::Boolean::New(info.Env(), (word & FUTEX_TID_MASK) != 0);
+}
+
+// ---- RWLock ----
+
+// rwlockAcquire(buffer, write, timeoutMs): 0 acquired, -1 not.
+Napi::Value RWLockAcquire(const Napi::CallbackInfo& info) {
+  RWLockBlock* block = BlockOf<RWLockBlock>(info, kRWLock);
+  bool write = info[1].ToBoolean().Value();
+  Deadline deadline(ArgTimeout(info, 2));
+  pthread_rwlock_t* rw = &block->rwlock;
+  int r;
+  if (deadline.none()) {
+    r = write ? pthread_rwlock_trywrlock(rw) : pthread_rwlock_tryrdlock(rw);
+  } else if (deadline.forever()) {
+    r = write ? pthread_rwlock_wrlock(rw) : pthread_rwlock_rdlock(rw);
+  } else {
+    r = write ? pthread_rwlock_clockwrlock(rw, CLOCK_MONOTONIC, &deadline.at)
+              : pthread_rwlock_clockrdlock(rw, CLOCK_MONOTONIC, &deadline.at);
+  }
+  if (r == 0) return Int(info.Env(), 0);
+  if (r == EBUSY || r == ETIMEDOUT) return Int(info.Env(), -1);
+  ThrowErrno(info.Env(), r, write ? "pthread_rwlock_wrlock" : "pthread_rwlock_rdlock");
+}
+
+void RWLockRelease(const Napi::CallbackInfo& info) {
+  RWLockBlock* block = BlockOf<RWLockBlock>(info, kRWLock);
+  Check(info.Env(), pthread_rwlock_unlock(&block->rwlock), "pthread_rwlock_unlock");
+  Published(block->header);
+}
+
+// ---- Semaphore ----
+
+// semAcquire(buffer, timeoutMs): 0 acquired, -1 not.
+Napi::Value SemAcquire(const Napi::CallbackInfo& info) {
+  SemaphoreBlock* block = BlockOf<SemaphoreBlock>(info, kSemaphore);
+  Deadline deadline(ArgTimeout(info, 1));
+  int r;
+  if (deadline.none()) {
+    r = sem_trywait(&block->sem);
+  } else if (deadline.forever()) {
+    r = RetryOnEintr([&] { return sem_wait(&block->sem); });
+  } else {
+    r = RetryOnEintr([&] { return sem_clockwait(&block->sem, CLOCK_MONOTONIC, &deadline.at); });
+  }
+  if (r == 0) return Int(info.Env(), 0);
+  if (errno == EAGAIN || errno == ETIMEDOUT) return Int(info.Env(), -1);
+  ThrowErrno(info.Env(), errno, "sem_wait");
+}
+
+// semRelease(buffer, n): false, posting nothing, when n more would pass the bound.
+// Like CPython's BoundedSemaphore, the bound check and the posts are not one atomic step.
+Napi::Value SemRelease(const Napi::CallbackInfo& info) {
+  SemaphoreBlock* block = BlockOf<SemaphoreBlock>(info, kSemaphore);
+  int32_t n = ArgInt32(info, 1);
+  if (block->max >= 0) {
+    int value = 0;
+    sem_getvalue(&block->sem, &value);
+    if (static_cast<int64_t>(value) + n > block->max) return Napi::Boolean::New(info.Env(), false);
+  }
+  for (int32_t i = 0; i < n; i++) {
+    if (sem_post(&block->sem) == -1) ThrowErrno(info.Env(), errno, "sem_post");
+  }
+  Published(block->header);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+Napi::Value SemValue(const Napi::CallbackInfo& info) {
+  SemaphoreBlock* block = BlockOf<SemaphoreBlock>(info, kSemaphore);
+  int value = 0;
+  sem_getvalue(&block->sem, &value);
+  return Int(info.Env(), value < 0 ? 0 : value);
+}
+
+// ---- Event ----
+
+void EventSet(const Napi::CallbackInfo& info) {
+  EventBlock* block = BlockOf<EventBlock>(info, kEvent);
+  block->flag.store(1);
+  block->header.seq.fetch_add(1);
+  Wake(block->header.seq);  // synchronous waiters sleep on seq too
+}
+
+void EventClear(const Napi::CallbackInfo& info) { BlockOf<EventBlock>(info, kEvent)->flag.store(0); }
+
+Napi::Value EventIsSet(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), BlockOf<EventBlock>(info, kEvent)->flag.load() != 0);
+}
+
+// eventWait(buffer, timeoutMs): whether the flag was set.
+Napi::Value EventWait(const Napi::CallbackInfo& info) {
+  EventBlock* block = BlockOf<EventBlock>(info, kEvent);
+  Deadline deadline(ArgTimeout(info, 1));
+  for (;;) {
+    uint32_t seen = block->header.seq.load();
+    if (block->flag.load() != 0) return Napi::Boolean::New(info.Env(), true);
+    if (deadline.none() || !FutexWaitUntil(block->header.seq, seen, deadline)) {
+      return Napi::Boolean::New(info.Env(), block->flag.load() != 0);
+    }
+  }
+}
+
+// ---- Barrier ----
+
+// Takes the barrier's guard; a party that died holding it leaves the barrier broken.
+class BarrierGuard {
+ public:
+  BarrierGuard(Napi::Env env, BarrierBlock* block) : block_(block) {
+    int r = pthread_mutex_lock(&block->guard);
+    if (r == EOWNERDEAD) {
+      block->broken.store(1);
+      r = pthread_mutex_consistent(&block->guard);
+    }
+    Check(env, r, "pthread_mutex_lock");
+  }
+  ~BarrierGuard() { pthread_mutex_unlock(&block_->guard); }
+
+  // Ends the current generation as a failure: its waiters see the barrier broken.
+  void FailGeneration() {
+    block_->failed_generation.store(block_->header.seq.load());
+    block_->count = 0;
+    block_->header.seq.fetch_add(1);
+    Wake(block_->header.seq);
+  }
+
+ private:
+  BarrierBlock* block_;
+};
+
+// barrierArrive(buffer): [index, generation], or null when the barrier is broken. The last
+// party's arrival starts the next generation.
+Napi::Value BarrierArrive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  BarrierGuard guard(env, block);
+  if (block->broken.load() != 0) return env.Null();
+  uint32_t generation = block->header.seq.load();
+  uint32_t index = block->count++;
+  if (block->count == block->parties) {
+    block->count = 0;
+    block->header.seq.fetch_add(1);
+    Wake(block->header.seq);
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out[0u] = Int(env, index);
+  out[1u] = Int(env, generation);
+  return out;
+}
+
+// barrierPoll(buffer, generation): 0 still waiting, 1 passed, 2 broken.
+int BarrierOutcome(BarrierBlock* block, uint32_t generation) {
+  if (block->header.seq.load() == generation) return 0;
+  return block->failed_generation.load() == generation ? 2 : 1;
+}
+
+Napi::Value BarrierPoll(const Napi::CallbackInfo& info) {
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  return Int(info.Env(), BarrierOutcome(block, info[1].ToNumber().Uint32Value()));
+}
+
+// barrierWait(buffer, generation, timeoutMs): as barrierPoll, after waiting.
+Napi::Value BarrierWait(const Napi::CallbackInfo& info) {
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  uint32_t generation = info[1].ToNumber().Uint32Value();
+  Deadline deadline(ArgTimeout(info, 2));
+  while (BarrierOutcome(block, generation) == 0 && !deadline.none() &&
+         FutexWaitUntil(block->header.seq, generation, deadline)) {
+  }
+  return Int(info.Env(), BarrierOutcome(block, generation));
+}
+
+// barrierBreak(buffer, generation): breaks the barrier if that generation is still waiting
+// (a waiter timed out). Returns the generation's outcome afterwards.
+Napi::Value BarrierBreak(const Napi::CallbackInfo& info) {
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  uint32_t generation = info[1].ToNumber().Uint32Value();
+  BarrierGuard guard(info.Env(), block);
+  if (block->header.seq.load() == generation) {
+    block->broken.store(1);
+    guard.FailGeneration();
+  }
+  return Int(info.Env(), BarrierOutcome(block, generation));
+}
+
+void BarrierAbort(const Napi::CallbackInfo& info) {
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  BarrierGuard guard(info.Env(), block);
+  block->broken.store(1);
+  if (block->count > 0) guard.FailGeneration();
+}
+
+void BarrierReset(const Napi::CallbackInfo& info) {
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  BarrierGuard guard(info.Env(), block);
+  if (block->count > 0) guard.FailGeneration();
+  block->broken.store(0);
+}
+
+// barrierState(buffer): [parties, waiting, broken].
+Napi::Value BarrierState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BarrierBlock* block = BlockOf<BarrierBlock>(info, kBarrier);
+  BarrierGuard guard(env, block);
+  Napi::Array out = Napi::Array::New(env, 3);
+  out[0u] = Int(env, block->parties);
+  out[1u] = Int(env, block->count);
+  out[2u] = Napi::Boolean::New(env, block->broken.load() != 0);
+  return out;
+}
+
+// ---- Condition (the caller holds the condition's lock where noted) ----
+
+// condPrepare(buffer): counts a new waiter (lock held, just before releasing it).
+void CondPrepare(const Napi::CallbackInfo& info) {
+  BlockOf<ConditionBlock>(info, kCondition)->waiting.fetch_add(1);
+}
+
+bool ClaimPermit(ConditionBlock* block) {
+  uint32_t permits = block->permits.load();
+  while (permits != 0) {
+    if (block->permits.compare_exchange_weak(permits, permits - 1)) return true;
+  }
+  return false;
+}
+
+// condWait(buffer, timeoutMs): whether a notification was claimed (lock not held). With a
+// timeout of 0 it only tries to claim one.
+Napi::Value CondWait(const Napi::CallbackInfo& info) {
+  ConditionBlock* block = BlockOf<ConditionBlock>(info, kCondition);
+  Deadline deadline(ArgTimeout(info, 1));
+  for (;;) {
+    uint32_t seen = block->header.seq.load();
+    if (ClaimPermit(block)) return Napi::Boolean::New(info.Env(), true);
+    if (deadline.none() || !FutexWaitUntil(block->header.seq, seen, deadline)) {
+      return Napi::Boolean::New(info.Env(), ClaimPermit(block));
+    }
+  }
+}
+
+// condGiveUp(buffer): a waiter that timed out (lock held again) leaves: if a notification
+// arrived meanwhile it takes it (true), otherwise it stops being counted (false).
+Napi::Value CondGiveUp(const Napi::CallbackInfo& info) {
+  ConditionBlock* block = BlockOf<ConditionBlock>(info, kCondition);
+  if (ClaimPermit(block)) return Napi::Boolean::New(info.Env(), true);
+  if (block->waiting.load() > 0) block->waiting.fetch_sub(1);
+  return Napi::Boolean::New(info.Env(), false);
+}
+
+// condNotify(buffer, n): wakes up to n waiters (lock held); returns how many.
+Napi::Value CondNotify(const Napi::CallbackInfo& info) {
+  ConditionBlock* block = BlockOf<ConditionBlock>(info, kCondition);
+  double n = info[1].ToNumber().DoubleValue();
+  uint32_t waiting = block->waiting.load();
+  uint32_t woken = n >= waiting ? waiting : static_cast<uint32_t>(n);
+  if (woken > 0) {
+    block->waiting.fetch_sub(woken);
+    block->permits.fetch_add(woken);
+    block->header.seq.fetch_add(1);
+    Wake(block->header.seq);
+  }
+  return Int(info.Env(), woken);
+}
+
+// ---- the helper of asynchronous waits ----
+
+// SeqWatch(buffer, seenSeq, sliceMs, callback): a thread sleeps while the primitive's seq
+// still reads seenSeq, for at most sliceMs (capped), then calls back on the loop once.
+class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
+ public:
+  static constexpr double kMaxSliceMs = 250;
+
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "SeqWatch", {InstanceMethod("cancel", &SeqWatch::Cancel)});
+  }
+
+  explicit SeqWatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SeqWatch>(info) {
+    Napi::Env env = info.Env();
+    Header* header = HeaderOf(info, sizeof(Header));
+    uint32_t seen = info[1].ToNumber().Uint32Value();
+    double slice = std::min(ArgTimeout(info, 2), kMaxSliceMs);
+    if (slice < 0) slice = kMaxSliceMs;
+    if (info.Length() < 4 || !info[3].IsFunction()) {
+      throw Napi::TypeError::New(env, "forkwise native: callback must be a function");
+    }
+    buffer_ = Napi::Persistent(info[0].As<Napi::ArrayBuffer>());  // keeps the mapping alive
+    state_ = std::make_shared<State>();
+    state_->header = header;
+    state_->notify = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(),
+                                                   "forkwise.sync.wait", 0, 1);
+    state_->owner = this;
+    Ref();
+    auto state = state_;
+    header->async_waiters.fetch_add(1);
+    std::thread([state, seen, slice] {
+      FutexWaitUntil(state->header->seq, seen, Deadline(slice));
+      state->header->async_waiters.fetch_sub(1);
+      state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
+        state->finished = true;
+        if (state->owner) state->owner->Finish();
+        if (!state->cancelled) callback.Call({});
+      });
+      state->notify.Release();
+    }).detach();
+  }
+
+  ~SeqWatch() {
+    if (state_) state_->owner = nullptr;
+  }
+
+ private:
+  // Shared with the thread; `cancelled`, `finished` and `owner` are only touched on the loop.
+  struct State {
+    Header* header = nullptr;
+    Napi::ThreadSafeFunction notify;
+    bool cancelled = false;
+    bool finished = false;
+    SeqWatch* owner = nullptr;
+  };
+
+  // On the loop, when the thread is done with the memory.
+  void Finish() {
+    state_->owner = nullptr;
+    state_.reset();
+    buffer_.Reset();
+    Unref();
+  }
+
+  // The thread still sleeps; wake it (and any other sleeper, which re-checks) and stop
+  // holding the loop open for it. The mapping stays referenced until it has woken.
+  void Cancel(const Napi::CallbackInfo& info) {
+    if (!state_ || state_->cancelled) return;
+    state_->cancelled = true;
+    state_->notify.Unref(info.Env());
+    Wake(state_->header->seq);
+  }
+
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+void InitSync(Napi::Env env, Napi::Object exports) {
+  exports["syncInit"] = Napi::Function::New(env, SyncInit, "syncInit");
+  exports["syncKind"] = Napi::Function::New(env, SyncKind, "syncKind");
+  exports["mutexAcquire"] = Napi::Function::New(env, MutexAcquire, "mutexAcquire");
+  exports["mutexRelease"] = Napi::Function::New(env, MutexRelease, "mutexRelease");
+  exports["mutexConsistent"] = Napi::Function::New(env, MutexConsistent, "mutexConsistent");
+  exports["mutexLocked"] = Napi::Function::New(env, MutexLocked, "mutexLocked");
+  exports["rwlockAcquire"] = Napi::Function::New(env, RWLockAcquire, "rwlockAcquire");
+  exports["rwlockRelease"] = Napi::Function::New(env, RWLockRelease, "rwlockRelease");
+  exports["semAcquire"] = Napi::Function::New(env, SemAcquire, "semAcquire");
+  exports["semRelease"] = Napi::Function::New(env, SemRelease, "semRelease");
+  exports["semValue"] = Napi::Function::New(env, SemValue, "semValue");
+  exports["eventSet"] = Napi::Function::New(env, EventSet, "eventSet");
+  exports["eventClear"] = Napi::Function::New(env, EventClear, "eventClear");
+  exports["eventIsSet"] = Napi::Function::New(env, EventIsSet, "eventIsSet");
+  exports["eventWait"] = Napi::Function::New(env, EventWait, "eventWait");
+  exports["barrierArrive"] = Napi::Function::New(env, BarrierArrive, "barrierArrive");
+  exports["barrierPoll"] = Napi::Function::New(env, BarrierPoll, "barrierPoll");
+  exports["barrierWait"] = Napi::Function::New(env, BarrierWait, "barrierWait");
+  exports["barrierBreak"] = Napi::Function::New(env, BarrierBreak, "barrierBreak");
+  exports["barrierAbort"] = Napi::Function::New(env, BarrierAbort, "barrierAbort");
+  exports["barrierReset"] = Napi::Function::New(env, BarrierReset, "barrierReset");
+  exports["barrierState"] = Napi::Function::New(env, BarrierState, "barrierState");
+  exports["condPrepare"] = Napi::Function::New(env, CondPrepare, "condPrepare");
+  exports["condWait"] = Napi::Function::New(env, CondWait, "condWait");
+  exports["condGiveUp"] = Napi::Function::New(env, CondGiveUp, "condGiveUp");
+  exports["condNotify"] = Napi::Function::New(env, CondNotify, "condNotify");
+  exports["SeqWatch"] = SeqWatch::Define(env);
+  exports["syncSeq"] = Napi::Function::New(
+      env,
+      [](const Napi::CallbackInfo& info) -> Napi::Value {
+        return Int(info.Env(), HeaderOf(info, sizeof(Header))->seq.load());
+      },
+      "syncSeq");
+}
+
+}  // namespace forkwise

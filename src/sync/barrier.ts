@@ -1,0 +1,110 @@
+/** Barrier: parties wait for each other, as CPython's threading.Barrier, across processes. */
+import { ForkwiseError } from '../posix/errors';
+import { native } from '../posix/native';
+import { validateInteger, validateObject } from '../posix/validate';
+import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
+import type { SharedMemory } from './shared_memory';
+import { asyncWaitOptions, FOREVER, validateTimeout, waitAsync, type AsyncWaitOptions } from './waiting';
+
+/** The barrier was aborted, reset while waiting, or broken by a waiter's timeout. */
+export class BrokenBarrierError extends ForkwiseError {
+  constructor() {
+    super('ERR_BARRIER_BROKEN', 'The barrier is broken');
+    this.name = 'BrokenBarrierError';
+  }
+}
+
+const PASSED = 1;
+
+/**
+ * `parties` threads or processes call `wait()`; all return together, each with its arrival
+ * index. A waiter's timeout breaks the barrier for everyone (as in CPython); so does
+ * `abort()`, which is how to release waiters when a party died before arriving.
+ *
+ * @example
+ * import { Barrier } from 'forkwise/sync';
+ * const start = new Barrier(3);
+ * // in each of 3 processes: start.wait(); work();
+ */
+export class Barrier {
+  private readonly segment: SharedMemory;
+  private readonly timeout: number;
+
+  constructor(parties: number, options: { timeout?: number } = {}) {
+    validateInteger(parties, 'parties', 1, 2 ** 31 - 1);
+    const { timeout } = validateObject(options, 'options') as { timeout?: number };
+    this.timeout = validateTimeout(timeout, 'options.timeout');
+    this.segment = segmentFor('Barrier', parties);
+  }
+
+  /**
+   * Blocks the calling thread until all parties have arrived; returns this party's arrival
+   * index (0 to parties - 1). Throws BrokenBarrierError if the barrier breaks.
+   */
+  wait(timeout?: number): number {
+    const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'timeout');
+    const [index, generation] = this.arrive();
+    let outcome = native.barrierWait(this.segment.buffer, generation, ms);
+    if (outcome === 0) outcome = native.barrierBreak(this.segment.buffer, generation);
+    if (outcome !== PASSED) throw new BrokenBarrierError();
+    return index;
+  }
+
+  /** As `wait()`, without blocking the event loop. An abort breaks the barrier, as a timeout. */
+  waitAsync(options?: number | AsyncWaitOptions): Promise<number> {
+    const { timeout, signal } = asyncWaitOptions(options);
+    const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'options.timeout');
+    const buffer = this.segment.buffer;
+    const [index, generation] = this.arrive();
+    const poll = (): number | null => {
+      const outcome = native.barrierPoll(buffer, generation);
+      return outcome === 0 ? null : outcome;
+    };
+    const leave = (outcome: number | null): number => {
+      if (outcome === null) outcome = native.barrierBreak(buffer, generation);
+      if (outcome !== PASSED) throw new BrokenBarrierError();
+      return index;
+    };
+    return waitAsync(buffer, poll, { timeout: ms === FOREVER ? undefined : ms, signal }).then(leave, (error) => {
+      native.barrierBreak(buffer, generation);
+      throw error;
+    });
+  }
+
+  /** Back to the initial state; parties waiting now get BrokenBarrierError. */
+  reset(): void {
+    native.barrierReset(this.segment.buffer);
+  }
+
+  /** Breaks the barrier: waiters now and later get BrokenBarrierError until `reset()`. */
+  abort(): void {
+    native.barrierAbort(this.segment.buffer);
+  }
+
+  get parties(): number {
+    return native.barrierState(this.segment.buffer)[0];
+  }
+
+  /** How many parties are waiting now. */
+  get nWaiting(): number {
+    return native.barrierState(this.segment.buffer)[1];
+  }
+
+  get broken(): boolean {
+    return native.barrierState(this.segment.buffer)[2];
+  }
+
+  get handle(): PrimitiveHandle<'Barrier'> {
+    return { kind: 'Barrier', name: this.segment.name };
+  }
+
+  static fromHandle(handle: PrimitiveHandle): Barrier {
+    return fromHandle(handle, 'Barrier', 'Barrier', () => new Barrier(1));
+  }
+
+  private arrive(): [index: number, generation: number] {
+    const arrived = native.barrierArrive(this.segment.buffer);
+    if (arrived === null) throw new BrokenBarrierError();
+    return arrived;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Condition: waiting for a notification while giving up a Mutex or RLock, across threads
+ * and processes. Waiters and notifications are counted in shared memory (native/sync.cc):
+ * notify(n) wakes at most n of the parties waiting at that moment, in no particular order
+ * (as CPython's multiprocessing.Condition).
+ */
+import { ForkwiseError, invalidArgType } from '../posix/errors';
+import { native } from '../posix/native';
+import { validateInteger } from '../posix/validate';
+import { heldCount, lockFromHandle, Mutex, RLock, type Lock } from './locks';
+import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
+import type { SharedMemory } from './shared_memory';
+import {
+  asyncWaitOptions,
+  validateTimeout,
+  waitAsync,
+  type AcquireOptions,
+  type AsyncWaitOptions,
+} from './waiting';
+
+export interface ConditionHandle extends PrimitiveHandle<'Condition'> {
+  lock: PrimitiveHandle;
+}
+
+/**
+ * @example
+ * import { Condition } from 'forkwise/sync';
+ * const cond = new Condition();
+ * await cond.withLock(() => cond.waitForAsync(() => queue.length > 0));
+ */
+export class Condition {
+  /** The lock that `wait` gives up while waiting. */
+  readonly lock: Lock;
+  private readonly segment: SharedMemory;
+
+  constructor(lock?: Lock) {
+    if (lock !== undefined && !(lock instanceof Mutex) && !(lock instanceof RLock)) {
+      throw invalidArgType('lock', 'an instance of Mutex or RLock', lock);
+    }
+    this.segment = segmentFor('Condition');
+    this.lock = lock ?? new RLock();
+  }
+
+  acquire(options?: AcquireOptions): boolean {
+    return this.lock.acquire(options);
+  }
+
+  acquireAsync(options?: AsyncWaitOptions): Promise<boolean> {
+    return this.lock.acquireAsync(options);
+  }
+
+  release(): void {
+    this.lock.release();
+  }
+
+  locked(): boolean {
+    return this.lock.locked();
+  }
+
+  withLock<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.lock.withLock(fn);
+  }
+
+  [Symbol.dispose](): void {
+    this.lock.release();
+  }
+
+  /**
+   * Releases the lock, blocks the calling thread until notified (or `timeout` ms), then takes
+   * the lock back (with `lock.recovered` set if its owner died meanwhile). Returns false on
+   * timeout.
+   */
+  wait(timeout?: number): boolean {
+    const ms = validateTimeout(timeout, 'timeout');
+    const held = this.giveUpLock();
+    let notified = false;
+    try {
+      notified = native.condWait(this.segment.buffer, ms);
+    } finally {
+      for (let i = 0; i < held; i++) this.lock.acquire();
+      if (!notified) notified = native.condGiveUp(this.segment.buffer);
+    }
+    return notified;
+  }
+
+  /** As `wait`, without blocking the event loop. */
+  async waitAsync(options?: number | AsyncWaitOptions): Promise<boolean> {
+    const buffer = this.segment.buffer;
+    const held = this.giveUpLock();
+    let notified = false;
+    try {
+      notified = (await waitAsync(buffer, () => (native.condWait(buffer, 0) ? true : null), asyncWaitOptions(options))) ?? false;
+    } finally {
+      for (let i = 0; i < held; i++) await this.lock.acquireAsync();
+      if (!notified) notified = native.condGiveUp(buffer);
+    }
+    return notified;
+  }
+
+  /** Waits until `predicate()` is truthy (checked with the lock held); returns its last value. */
+  waitFor<T>(predicate: () => T, timeout?: number): T {
+    const deadline = this.deadline(timeout);
+    let result = predicate();
+    while (!result) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      this.wait(left === Infinity ? undefined : left);
+      result = predicate();
+    }
+    return result;
+  }
+
+  /** As `waitFor`, without blocking the event loop. */
+  async waitForAsync<T>(predicate: () => T, timeout?: number): Promise<T> {
+    const deadline = this.deadline(timeout);
+    let result = predicate();
+    while (!result) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      await this.waitAsync(left === Infinity ? undefined : left);
+      result = predicate();
+    }
+    return result;
+  }
+
+  /** Wakes up to `n` waiters (the lock must be held). */
+  notify(n = 1): void {
+    validateInteger(n, 'n', 0, Number.MAX_SAFE_INTEGER);
+    this.checkHeld();
+    native.condNotify(this.segment.buffer, n);
+  }
+
+  notifyAll(): void {
+    this.checkHeld();
+    native.condNotify(this.segment.buffer, 2 ** 32);
+  }
+
+  get handle(): ConditionHandle {
+    return { kind: 'Condition', name: this.segment.name, lock: this.lock.handle };
+  }
+
+  static fromHandle(handle: ConditionHandle): Condition {
+    const lock = lockFromHandle((handle as Partial<ConditionHandle> | null)?.lock as PrimitiveHandle);
+    return fromHandle(handle, 'Condition', 'Condition', () => new Condition(lock));
+  }
+
+  private deadline(timeout: number | undefined): number {
+    const ms = validateTimeout(timeout, 'timeout');
+    return ms < 0 ? Infinity : performance.now() + ms;
+  }
+
+  private checkHeld(): void {
+    if (this.lock[heldCount] === 0) {
+      throw new ForkwiseError('ERR_LOCK_NOT_OWNED', 'The condition\'s lock is not held by this thread');
+    }
+  }
+
+  // Counted as a waiter while still holding the lock, so a notify cannot slip in between.
+  private giveUpLock(): number {
+    this.checkHeld();
+    native.condPrepare(this.segment.buffer);
+    const held = this.lock[heldCount];
+    for (let i = 0; i < held; i++) this.lock.release();
+    return held;
+  }
+}

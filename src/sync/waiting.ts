@@ -1,0 +1,121 @@
+/**
+ * The two ways to wait, as the primitives share them: arguments (`blocking`, `timeout`,
+ * `signal`) turned into one timeout in milliseconds for the native calls, and the
+ * asynchronous loop in which the JavaScript thread only makes non-blocking attempts while a
+ * helper thread sleeps on the primitive's futex between them (native/sync.cc explains why).
+ */
+import { abortError, argError, invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
+import { afterForkInChild } from '../posix/child';
+import { native, type NativeSeqWatch } from '../posix/native';
+import { validateObject } from '../posix/validate';
+
+/** Native timeout: -1 waits for ever, 0 does not wait. */
+export const FOREVER = -1;
+
+export interface AcquireOptions {
+  /** false: only try (default true). */
+  blocking?: boolean;
+  /** Give up after this many milliseconds (default: wait for ever). */
+  timeout?: number;
+}
+
+export interface AsyncWaitOptions {
+  /** Give up after this many milliseconds: the promise resolves false. */
+  timeout?: number;
+  /** Aborting rejects the promise with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export function validateTimeout(value: unknown, name: string): number {
+  if (value === undefined || value === null || value === Infinity) return FOREVER;
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!(value >= 0)) throw outOfRange(name, '>= 0', value);
+  return value;
+}
+
+/** `{ blocking, timeout }` of a synchronous acquire, as a native timeout. */
+export function acquireTimeout(options: AcquireOptions | undefined): number {
+  const { blocking = true, timeout } = validateObject(options ?? {}, 'options') as AcquireOptions;
+  if (typeof blocking !== 'boolean') throw invalidArgType('options.blocking', 'of type boolean', blocking);
+  if (!blocking) {
+    if (timeout !== undefined) throw invalidArgValue('options.timeout', timeout, 'cannot be given with blocking: false');
+    return 0;
+  }
+  return validateTimeout(timeout, 'options.timeout');
+}
+
+/** A wait's `timeout` given as a number or as `{ timeout, signal }`. */
+export function asyncWaitOptions(value: number | AsyncWaitOptions | undefined): AsyncWaitOptions {
+  if (value === undefined || typeof value === 'number') return { timeout: value };
+  return validateObject(value, 'options') as AsyncWaitOptions;
+}
+
+// Pending asynchronous waits: in a forked child their helper threads are gone, so each one
+// starts a new helper there (and the child's loop is not held by the parent's).
+const pending = new Set<() => void>();
+afterForkInChild(() => {
+  for (const rearm of [...pending]) rearm();
+});
+
+/**
+ * Resolves with what `attempt` returns once it returns non-null, or null when the timeout
+ * passes. `attempt` runs on this thread and must not block; between attempts a helper thread
+ * waits (at most `sliceMs`) for the primitive's sequence word to change.
+ */
+export function waitAsync<T>(
+  buffer: ArrayBuffer,
+  attempt: () => T | null,
+  options: AsyncWaitOptions,
+  sliceMs = FOREVER,
+): Promise<T | null> {
+  const { signal } = options;
+  const timeout = validateTimeout(options.timeout, 'options.timeout');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
+  }
+  return new Promise<T | null>((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const deadline = timeout === FOREVER ? Infinity : performance.now() + timeout;
+    let watch: NativeSeqWatch | undefined;
+    const settle = (): void => {
+      watch?.cancel();
+      watch = undefined;
+      pending.delete(rearm);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (): void => {
+      settle();
+      reject(abortError(signal!));
+    };
+    const step = (): void => {
+      watch = undefined;
+      let outcome: T | null;
+      let seen: number;
+      try {
+        seen = native.syncSeq(buffer); // before the attempt: a release after it changes seq
+        outcome = attempt();
+      } catch (error) {
+        settle();
+        return reject(error);
+      }
+      if (outcome !== null) {
+        settle();
+        return resolve(outcome);
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        settle();
+        return resolve(null);
+      }
+      const slice = sliceMs === FOREVER ? left : Math.min(left, sliceMs);
+      watch = new native.SeqWatch(buffer, seen, slice === Infinity ? FOREVER : slice, step);
+      pending.add(rearm);
+    };
+    const rearm = (): void => {
+      watch?.cancel();
+      step();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    step();
+  });
+}
