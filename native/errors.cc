@@ -14,9 +14,15 @@ void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* path) {
     throw Napi::Error::New(env, std::string(syscall) + " failed: " + std::to_string(err));
   }
   Napi::Value path_value = path ? Napi::String::New(env, path) : env.Undefined();
+  // The errno's name for the few that neither libuv nor os.constants know (ENOTRECOVERABLE).
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+  const char* name = strerrorname_np(err);
+#else
+  const char* name = nullptr;
+#endif
   Napi::Value error = data.make_error.Call(
       {Napi::Number::New(env, err), Napi::String::New(env, syscall), path_value,
-       Napi::String::New(env, strerror(err))});
+       Napi::String::New(env, strerror(err)), name ? Napi::String::New(env, name) : env.Undefined()});
   throw Napi::Error(env, error);
 }
 

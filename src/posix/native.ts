@@ -18,7 +18,9 @@ export type NativeFileAction =
   | ['chdir', path: string];
 
 export interface NativeBinding {
-  setErrorFactory(make: (errno: number, syscall: string, path?: string, description?: string) => Error): void;
+  setErrorFactory(
+    make: (errno: number, syscall: string, path?: string, description?: string, errnoName?: string) => Error,
+  ): void;
   fork(): number;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
@@ -138,7 +140,7 @@ function load(): NativeBinding {
     );
   }
   binding.setErrorFactory(
-    (errno, syscall, path, description) => new PosixError(errno, syscall, path, description),
+    (errno, syscall, path, description, errnoName) => new PosixError(errno, syscall, path, description, errnoName),
   );
   return binding;
 }
