@@ -15,6 +15,11 @@ const OWNER_DEATH_POLL_MS = 100;
 /** How many times this object's thread holds the lock (the Condition's business). */
 export const heldCount = Symbol('forkwise.heldCount');
 
+// A robust mutex this thread holds is linked into the thread's robust list (glibc writes
+// through that list on every later lock and unlock), so its memory must stay mapped until
+// it is released: a held lock's segment is kept reachable here, out of the GC's reach.
+const heldSegments = new Set<SharedMemory>();
+
 abstract class RobustLock {
   /** The shared memory holding the lock. */
   protected readonly segment: SharedMemory;
@@ -48,7 +53,7 @@ abstract class RobustLock {
   /** Releases the lock. Throws EPERM when this thread does not hold it. */
   release(): void {
     native.mutexRelease(this.segment.buffer);
-    this[heldCount]--;
+    if (this[heldCount] > 0 && --this[heldCount] === 0) heldSegments.delete(this.segment);
     this.#recovered = false;
   }
 
@@ -106,7 +111,7 @@ abstract class RobustLock {
 
   private took(outcome: number): boolean {
     if (outcome < 0) return false;
-    this[heldCount]++;
+    if (this[heldCount]++ === 0) heldSegments.add(this.segment);
     if (outcome === 1) this.#recovered = true;
     return true;
   }
