@@ -279,11 +279,14 @@ Napi::Value MutexAcquire(const Napi::CallbackInfo& info) {
   MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
   Deadline deadline(ArgTimeout(info, 1));
   int r;
-  if (deadline.none()) {
-    r = pthread_mutex_trylock(&block->mutex);
-  } else if (deadline.forever()) {
+  if (deadline.forever()) {
     r = pthread_mutex_lock(&block->mutex);
   } else {
+    // Not trylock: on a robust mutex made unrecoverable, glibc's trylock answers
+    // ENOTRECOVERABLE but leaves the lock word set to the caller's tid, and every later
+    // attempt by others then finds it busy for ever (glibc 2.36, pthread_mutex_trylock.c).
+    // A lock with a deadline already passed (the epoch) tries once, through the same code
+    // as a blocking lock.
     r = pthread_mutex_clocklock(&block->mutex, CLOCK_MONOTONIC, &deadline.at);
   }
   switch (r) {

@@ -51,8 +51,8 @@ export class Barrier {
   }
 
   /** As `wait()`, without blocking the event loop. An abort breaks the barrier, as a timeout. */
-  waitAsync(options?: number | AsyncWaitOptions): Promise<number> {
-    const { timeout, signal } = asyncWaitOptions(options);
+  async waitAsync(options?: number | AsyncWaitOptions): Promise<number> {
+    const { timeout, signal } = validateObject(asyncWaitOptions(options) ?? {}, 'options') as AsyncWaitOptions;
     const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'options.timeout');
     const buffer = this.segment.buffer;
     const [index, generation] = this.arrive();

@@ -8,7 +8,7 @@ import { ForkwiseError, invalidArgType } from '../posix/errors';
 import { native } from '../posix/native';
 import { validateInteger } from '../posix/validate';
 import { heldCount, lockFromHandle, Mutex, RLock, type Lock } from './locks';
-import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
+import { checkHandle, fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
 import {
   asyncWaitOptions,
@@ -140,7 +140,8 @@ export class Condition {
   }
 
   static fromHandle(handle: ConditionHandle): Condition {
-    const lock = lockFromHandle((handle as Partial<ConditionHandle> | null)?.lock as PrimitiveHandle);
+    checkHandle(handle, 'Condition');
+    const lock = lockFromHandle(handle.lock);
     return fromHandle(handle, 'Condition', 'Condition', () => new Condition(lock));
   }
 

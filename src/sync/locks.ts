@@ -162,7 +162,7 @@ export type Lock = Mutex | RLock;
 
 /** The lock a handle describes, Mutex or RLock. */
 export function lockFromHandle(handle: PrimitiveHandle): Lock {
-  return handle?.kind === 'Mutex' ? Mutex.fromHandle(handle) : RLock.fromHandle(handle);
+  return (handle as PrimitiveHandle | undefined)?.kind === 'Mutex' ? Mutex.fromHandle(handle) : RLock.fromHandle(handle);
 }
 
 const SEM_VALUE_MAX = 2 ** 31 - 1;

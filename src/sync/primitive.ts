@@ -67,6 +67,8 @@ export function checkHandle(handle: unknown, kind: string): PrimitiveHandle {
   if (handle === null || typeof handle !== 'object') throw invalidArgType('handle', 'an object', handle);
   const { kind: actual, name } = handle as Partial<PrimitiveHandle>;
   if (actual !== kind) throw invalidArgValue('handle', handle, `is not the handle of a ${kind}`);
-  if (typeof name !== 'string') throw invalidArgValue('handle', handle, 'has no segment name');
+  if (typeof name !== 'string' || !/^[^/\0]{1,200}$/.test(name)) {
+    throw invalidArgValue('handle', handle, 'does not name a segment');
+  }
   return { kind: actual, name };
 }

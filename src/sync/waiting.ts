@@ -45,9 +45,8 @@ export function acquireTimeout(options: AcquireOptions | undefined): number {
 }
 
 /** A wait's `timeout` given as a number or as `{ timeout, signal }`. */
-export function asyncWaitOptions(value: number | AsyncWaitOptions | undefined): AsyncWaitOptions {
-  if (value === undefined || typeof value === 'number') return { timeout: value };
-  return validateObject(value, 'options') as AsyncWaitOptions;
+export function asyncWaitOptions(value: number | AsyncWaitOptions | undefined): AsyncWaitOptions | undefined {
+  return typeof value === 'number' ? { timeout: value } : value;
 }
 
 // Pending asynchronous waits: in a forked child their helper threads are gone, so each one
@@ -65,15 +64,16 @@ afterForkInChild(() => {
 export function waitAsync<T>(
   buffer: ArrayBuffer,
   attempt: () => T | null,
-  options: AsyncWaitOptions,
+  options: AsyncWaitOptions | undefined,
   sliceMs = FOREVER,
 ): Promise<T | null> {
-  const { signal } = options;
-  const timeout = validateTimeout(options.timeout, 'options.timeout');
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
-  }
+  // Everything, bad arguments included, ends as a rejection: the caller awaits.
   return new Promise<T | null>((resolve, reject) => {
+    const { signal, timeout: given } = validateObject(options ?? {}, 'options') as AsyncWaitOptions;
+    const timeout = validateTimeout(given, 'options.timeout');
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
+    }
     if (signal?.aborted) return reject(abortError(signal));
     const deadline = timeout === FOREVER ? Infinity : performance.now() + timeout;
     let watch: NativeSeqWatch | undefined;
