@@ -94,10 +94,14 @@ struct BarrierBlock {
 
 // `waiting` counts waiters not yet notified, `permits` notifications not yet claimed; both
 // change under the condition's lock, except that a woken waiter claims a permit lock-free.
+// header.seq counts notifications. A waiter remembers seq as it starts waiting and may only
+// claim a permit given after that (`notified_at` is later): a waiter that arrives after a
+// notify cannot take the notification from one that was waiting for it.
 struct ConditionBlock {
   Header header;
   std::atomic<uint32_t> waiting;
   std::atomic<uint32_t> permits;
+  std::atomic<uint32_t> notified_at;
 };
 
 // ---- helpers ----
@@ -257,6 +261,7 @@ void SyncInit(const Napi::CallbackInfo& info) {
     case kCondition:
       static_cast<ConditionBlock*>(memory)->waiting.store(0);
       static_cast<ConditionBlock*>(memory)->permits.store(0);
+      static_cast<ConditionBlock*>(memory)->notified_at.store(0);
       break;
   }
   Seal(header);
@@ -525,12 +530,16 @@ Napi::Value BarrierState(const Napi::CallbackInfo& info) {
 
 // ---- Condition (the caller holds the condition's lock where noted) ----
 
-// condPrepare(buffer): counts a new waiter (lock held, just before releasing it).
-void CondPrepare(const Napi::CallbackInfo& info) {
-  BlockOf<ConditionBlock>(info, kCondition)->waiting.fetch_add(1);
+// condPrepare(buffer): counts a new waiter (lock held, just before releasing it); returns
+// the waiter's ticket.
+Napi::Value CondPrepare(const Napi::CallbackInfo& info) {
+  ConditionBlock* block = BlockOf<ConditionBlock>(info, kCondition);
+  block->waiting.fetch_add(1);
+  return Int(info.Env(), block->header.seq.load());
 }
 
-bool ClaimPermit(ConditionBlock* block) {
+bool ClaimPermit(ConditionBlock* block, uint32_t ticket) {
+  if (static_cast<int32_t>(block->notified_at.load() - ticket) <= 0) return false;
   uint32_t permits = block->permits.load();
   while (permits != 0) {
     if (block->permits.compare_exchange_weak(permits, permits - 1)) return true;
@@ -538,25 +547,26 @@ bool ClaimPermit(ConditionBlock* block) {
   return false;
 }
 
-// condWait(buffer, timeoutMs): whether a notification was claimed (lock not held). With a
-// timeout of 0 it only tries to claim one.
+// condWait(buffer, ticket, timeoutMs): whether a notification was claimed (lock not held).
+// With a timeout of 0 it only tries to claim one.
 Napi::Value CondWait(const Napi::CallbackInfo& info) {
   ConditionBlock* block = BlockOf<ConditionBlock>(info, kCondition);
-  Deadline deadline(ArgTimeout(info, 1));
+  uint32_t ticket = info[1].ToNumber().Uint32Value();
+  Deadline deadline(ArgTimeout(info, 2));
   for (;;) {
     uint32_t seen = block->header.seq.load();
-    if (ClaimPermit(block)) return Napi::Boolean::New(info.Env(), true);
+    if (ClaimPermit(block, ticket)) return Napi::Boolean::New(info.Env(), true);
     if (deadline.none() || !FutexWaitUntil(block->header.seq, seen, deadline)) {
-      return Napi::Boolean::New(info.Env(), ClaimPermit(block));
+      return Napi::Boolean::New(info.Env(), ClaimPermit(block, ticket));
     }
   }
 }
 
-// condGiveUp(buffer): a waiter that timed out (lock held again) leaves: if a notification
-// arrived meanwhile it takes it (true), otherwise it stops being counted (false).
+// condGiveUp(buffer, ticket): a waiter that timed out (lock held again) leaves: if a
+// notification arrived meanwhile it takes it (true), otherwise it stops being counted.
 Napi::Value CondGiveUp(const Napi::CallbackInfo& info) {
   ConditionBlock* block = BlockOf<ConditionBlock>(info, kCondition);
-  if (ClaimPermit(block)) return Napi::Boolean::New(info.Env(), true);
+  if (ClaimPermit(block, info[1].ToNumber().Uint32Value())) return Napi::Boolean::New(info.Env(), true);
   if (block->waiting.load() > 0) block->waiting.fetch_sub(1);
   return Napi::Boolean::New(info.Env(), false);
 }
@@ -570,7 +580,7 @@ Napi::Value CondNotify(const Napi::CallbackInfo& info) {
   if (woken > 0) {
     block->waiting.fetch_sub(woken);
     block->permits.fetch_add(woken);
-    block->header.seq.fetch_add(1);
+    block->notified_at.store(block->header.seq.fetch_add(1) + 1);
     Wake(block->header.seq);
   }
   return Int(info.Env(), woken);

@@ -112,9 +112,10 @@ export interface NativeBinding {
   barrierAbort(buffer: ArrayBuffer): void;
   barrierReset(buffer: ArrayBuffer): void;
   barrierState(buffer: ArrayBuffer): [parties: number, waiting: number, broken: boolean];
-  condPrepare(buffer: ArrayBuffer): void;
-  condWait(buffer: ArrayBuffer, timeoutMs: number): boolean;
-  condGiveUp(buffer: ArrayBuffer): boolean;
+  /** Returns the waiter's ticket, for condWait and condGiveUp. */
+  condPrepare(buffer: ArrayBuffer): number;
+  condWait(buffer: ArrayBuffer, ticket: number, timeoutMs: number): boolean;
+  condGiveUp(buffer: ArrayBuffer, ticket: number): boolean;
   condNotify(buffer: ArrayBuffer, n: number): number;
 }
 

@@ -1,8 +1,8 @@
 /**
  * Condition: waiting for a notification while giving up a Mutex or RLock, across threads
  * and processes. Waiters and notifications are counted in shared memory (native/sync.cc):
- * notify(n) wakes at most n of the parties waiting at that moment, in no particular order
- * (as CPython's multiprocessing.Condition).
+ * notify(n) wakes n of the parties waiting at that moment (fewer if fewer wait), in no
+ * particular order; a party that starts waiting later does not take their notification.
  */
 import { ForkwiseError, invalidArgType } from '../posix/errors';
 import { native } from '../posix/native';
@@ -72,13 +72,13 @@ export class Condition {
    */
   wait(timeout?: number): boolean {
     const ms = validateTimeout(timeout, 'timeout');
-    const held = this.giveUpLock();
+    const [held, ticket] = this.giveUpLock();
     let notified = false;
     try {
-      notified = native.condWait(this.segment.buffer, ms);
+      notified = native.condWait(this.segment.buffer, ticket, ms);
     } finally {
       for (let i = 0; i < held; i++) this.lock.acquire();
-      if (!notified) notified = native.condGiveUp(this.segment.buffer);
+      if (!notified) notified = native.condGiveUp(this.segment.buffer, ticket);
     }
     return notified;
   }
@@ -86,13 +86,14 @@ export class Condition {
   /** As `wait`, without blocking the event loop. */
   async waitAsync(options?: number | AsyncWaitOptions): Promise<boolean> {
     const buffer = this.segment.buffer;
-    const held = this.giveUpLock();
+    const [held, ticket] = this.giveUpLock();
     let notified = false;
     try {
-      notified = (await waitAsync(buffer, () => (native.condWait(buffer, 0) ? true : null), asyncWaitOptions(options))) ?? false;
+      const claim = (): true | null => (native.condWait(buffer, ticket, 0) ? true : null);
+      notified = (await waitAsync(buffer, claim, asyncWaitOptions(options))) ?? false;
     } finally {
       for (let i = 0; i < held; i++) await this.lock.acquireAsync();
-      if (!notified) notified = native.condGiveUp(buffer);
+      if (!notified) notified = native.condGiveUp(buffer, ticket);
     }
     return notified;
   }
@@ -157,11 +158,11 @@ export class Condition {
   }
 
   // Counted as a waiter while still holding the lock, so a notify cannot slip in between.
-  private giveUpLock(): number {
+  private giveUpLock(): [held: number, ticket: number] {
     this.checkHeld();
-    native.condPrepare(this.segment.buffer);
+    const ticket = native.condPrepare(this.segment.buffer);
     const held = this.lock[heldCount];
     for (let i = 0; i < held; i++) this.lock.release();
-    return held;
+    return [held, ticket];
   }
 }
