@@ -65,6 +65,8 @@ void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
+// Whether `segment` holds a robust mutex that the calling thread holds (native/sync.cc).
+bool HeldRobustMutexIn(const void* segment);
 void InitSync(Napi::Env env, Napi::Object exports);
 
 // In a forked child: replaces the signal self-pipe shared with the parent by one of its own

@@ -85,7 +85,9 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(
       env, address, size,
       [](Napi::Env, void* data, std::shared_ptr<Mappings>* owner) {
-        Unmap(**owner, data);
+        // A robust mutex held by this thread is linked into its robust list, which glibc
+        // writes through on later locks and unlocks: its memory stays mapped (see sync.cc).
+        if (!HeldRobustMutexIn(data)) Unmap(**owner, data);
         delete owner;
       },
       keep);

@@ -150,13 +150,16 @@ bool FutexWaitUntil(std::atomic<uint32_t>& word, uint32_t expected, const Deadli
   throw Napi::TypeError::New(env, "forkwise: not a live synchronisation primitive");
 }
 
+// One Node-API call, which also refuses anything that is not an ArrayBuffer: this is on
+// every acquire and release.
 Header* HeaderOf(const Napi::CallbackInfo& info, size_t size) {
-  if (info.Length() < 1 || !info[0].IsArrayBuffer()) NotAPrimitive(info.Env());
-  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
-  if (buffer.ByteLength() < size) NotAPrimitive(info.Env());
-  Header* header = static_cast<Header*>(buffer.Data());
-  if (header->magic != kMagic) NotAPrimitive(info.Env());
-  return header;
+  void* data = nullptr;
+  size_t length = 0;
+  if (info.Length() < 1 || napi_get_arraybuffer_info(info.Env(), info[0], &data, &length) != napi_ok ||
+      length < size || static_cast<Header*>(data)->magic != kMagic) {
+    NotAPrimitive(info.Env());
+  }
+  return static_cast<Header*>(data);
 }
 
 template <typename Block>
@@ -279,6 +282,26 @@ Napi::Value SyncKind(const Napi::CallbackInfo& info) {
 
 // ---- Mutex and RLock ----
 
+// The owner's tid sits in the low bits of glibc's lock word.
+pid_t OwnerOf(const pthread_mutex_t& mutex) {
+  return __atomic_load_n(&mutex.__data.__lock, __ATOMIC_ACQUIRE) & FUTEX_TID_MASK;
+}
+
+}  // namespace
+
+bool HeldRobustMutexIn(const void* segment) {
+  const Header* header = static_cast<const Header*>(segment);
+  if (__atomic_load_n(&header->magic, __ATOMIC_ACQUIRE) != kMagic) return false;
+  pid_t self = gettid();
+  switch (header->kind) {
+    case kMutex: case kRLock: return OwnerOf(reinterpret_cast<const MutexBlock*>(header)->mutex) == self;
+    case kBarrier: return OwnerOf(reinterpret_cast<const BarrierBlock*>(header)->guard) == self;
+    default: return false;
+  }
+}
+
+namespace {
+
 // mutexAcquire(buffer, timeoutMs): 0 acquired, 1 acquired from a dead owner, -1 not acquired.
 Napi::Value MutexAcquire(const Napi::CallbackInfo& info) {
   MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
@@ -313,12 +336,11 @@ void MutexConsistent(const Napi::CallbackInfo& info) {
   Check(info.Env(), pthread_mutex_consistent(&block->mutex), "pthread_mutex_consistent");
 }
 
-// Whether some thread holds the mutex, read from glibc's lock word without taking it (a
-// trylock would take over a dead owner's mutex). The owner's tid sits in the low bits.
+// Whether some thread holds the mutex, read from the lock word without taking it (an
+// attempt would take over a dead owner's mutex).
 Napi::Value MutexLocked(const Napi::CallbackInfo& info) {
   MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
-  int word = __atomic_load_n(&block->mutex.__data.__lock, __ATOMIC_ACQUIRE);
-  return Napi::Boolean::New(info.Env(), (word & FUTEX_TID_MASK) != 0);
+  return Napi::Boolean::New(info.Env(), OwnerOf(block->mutex) != 0);
 }
 
 // ---- RWLock ----

@@ -7,7 +7,7 @@ import { native } from '../posix/native';
 import { validateInteger } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { acquireTimeout, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
+import { acquireTimeout, FOREVER, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
 
 /** How often an asynchronous acquire looks for a dead owner, who never signals a release. */
 const OWNER_DEATH_POLL_MS = 100;
@@ -15,19 +15,16 @@ const OWNER_DEATH_POLL_MS = 100;
 /** How many times this object's thread holds the lock (the Condition's business). */
 export const heldCount = Symbol('forkwise.heldCount');
 
-// A robust mutex this thread holds is linked into the thread's robust list (glibc writes
-// through that list on every later lock and unlock), so its memory must stay mapped until
-// it is released: a held lock's segment is kept reachable here, out of the GC's reach.
-const heldSegments = new Set<SharedMemory>();
-
 abstract class RobustLock {
   /** The shared memory holding the lock. */
   protected readonly segment: SharedMemory;
+  readonly #buffer: ArrayBuffer;
   #recovered = false;
   [heldCount] = 0;
 
   protected constructor(private readonly kind: 'Mutex' | 'RLock') {
     this.segment = segmentFor(kind);
+    this.#buffer = this.segment.buffer;
   }
 
   /**
@@ -36,7 +33,7 @@ abstract class RobustLock {
    * `recovered` is true.
    */
   acquire(options?: AcquireOptions): boolean {
-    return this.took(this.attempt(acquireTimeout(options)));
+    return this.took(this.attempt(options === undefined ? FOREVER : acquireTimeout(options)));
   }
 
   /**
@@ -52,8 +49,8 @@ abstract class RobustLock {
 
   /** Releases the lock. Throws EPERM when this thread does not hold it. */
   release(): void {
-    native.mutexRelease(this.segment.buffer);
-    if (this[heldCount] > 0 && --this[heldCount] === 0) heldSegments.delete(this.segment);
+    native.mutexRelease(this.#buffer);
+    if (this[heldCount] > 0) this[heldCount]--;
     this.#recovered = false;
   }
 
@@ -98,7 +95,7 @@ abstract class RobustLock {
   // (another task of this thread holds it), not a deadlock.
   private attempt(timeout: number, queued = false): number {
     try {
-      return native.mutexAcquire(this.segment.buffer, timeout);
+      return native.mutexAcquire(this.#buffer, timeout);
     } catch (error) {
       if (queued && (error as PosixError).code === 'EDEADLK') return -1;
       if ((error as PosixError).code !== 'ENOTRECOVERABLE') throw error;
@@ -111,7 +108,7 @@ abstract class RobustLock {
 
   private took(outcome: number): boolean {
     if (outcome < 0) return false;
-    if (this[heldCount]++ === 0) heldSegments.add(this.segment);
+    this[heldCount]++;
     if (outcome === 1) this.#recovered = true;
     return true;
   }
