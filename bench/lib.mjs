@@ -1,4 +1,4 @@
-// What fork.mjs and spawn.mjs share: the orchestrator's way of running one contender per
+// What fork.mjs, spawn.mjs and sync.mjs share: the orchestrator's way of running one contender per
 // sub-process, the addon check, the C compile step, and small helpers for the figures and the
 // table.
 import { spawn, spawnSync } from 'node:child_process';
@@ -50,14 +50,14 @@ export function writeCache(name, text) {
   return file;
 }
 
-// Compiles a C runner into cacheDir/name, once per run: both benchmarks time a C loop as the
-// floor the others are compared to.
+// Compiles a C runner into cacheDir/name, once per run: the benchmarks time a C loop as the
+// floor the others are compared to. `flags` go to cc after -O2 (sync.mjs passes -pthread).
 const compiled = new Map(); // name -> binary
-export function compileC(name, source) {
+export function compileC(name, source, flags = []) {
   if (compiled.has(name)) return compiled.get(name);
   const file = writeCache(`${name}.c`, source);
   const binary = join(cacheDir, name);
-  const cc = spawnSync('cc', ['-O2', '-o', binary, file], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O2', ...flags, '-o', binary, file], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr || cc.error}`);
   compiled.set(name, binary);
   return binary;
