@@ -65,6 +65,9 @@ void InitFdPassing(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
+// Keeps the mapping that starts at `address` (made by shmOpen in this environment) mapped
+// while the result lives, on any thread; null if there is none.
+std::shared_ptr<void> PinMapping(Napi::Env env, void* address);
 // Whether `segment` holds a robust mutex that the calling thread holds (native/sync.cc).
 bool HeldRobustMutexIn(const void* segment);
 void InitSync(Napi::Env env, Napi::Object exports);

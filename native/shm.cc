@@ -2,9 +2,11 @@
 // as an ArrayBuffer over the mapping. Naming, ownership and clean-up are policy and live in
 // src/sync/shared_memory.ts.
 //
-// A mapping is unmapped exactly once: by close() (which first detaches the ArrayBuffer so no
-// view can reach the memory again) or by the ArrayBuffer's finalizer, whichever comes first.
-// The per-environment set of live mappings is what decides.
+// A mapping is let go exactly once: by close() (which first detaches the ArrayBuffer so no
+// view can reach the memory again) or by the ArrayBuffer's finalizer, whichever comes first;
+// the per-environment set of live mappings decides. It is unmapped when the last holder lets
+// go: a helper thread of an asynchronous wait pins the mapping it sleeps on (PinMapping), so
+// the memory outlives a worker's teardown until that thread is done with it.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,9 +18,23 @@
 
 namespace forkwise {
 
-// Mappings made in one environment (main thread or worker) and not yet unmapped.
+namespace {
+
+struct Mapping {
+  Mapping(void* a, size_t n) : address(a), size(n) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() { munmap(address, size); }
+  void* const address;
+  const size_t size;
+};
+
+}  // namespace
+
+// Mappings made in one environment (main thread or worker) and not let go yet. Only touched
+// on that environment's thread; a Mapping's last reference may be dropped on another.
 struct Mappings {
-  std::unordered_map<void*, size_t> live;
+  std::unordered_map<void*, std::shared_ptr<Mapping>> live;
 };
 
 namespace {
@@ -29,12 +45,7 @@ std::shared_ptr<Mappings> MappingsOf(Napi::Env env) {
   return mappings;
 }
 
-void Unmap(Mappings& mappings, void* address) {
-  auto found = mappings.live.find(address);
-  if (found == mappings.live.end()) return;
-  munmap(found->first, found->second);
-  mappings.live.erase(found);
-}
+void Unmap(Mappings& mappings, void* address) { mappings.live.erase(address); }
 
 // shmOpen(name, create, size): ArrayBuffer. `name` starts with '/'. With `create` the segment
 // must not exist (O_EXCL) and gets mode 0600 and `size` bytes; otherwise its size is read.
@@ -80,7 +91,7 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
     ThrowErrno(env, err, failed, name.c_str() + 1);
   }
   std::shared_ptr<Mappings> mappings = MappingsOf(env);
-  mappings->live[address] = size;
+  mappings->live[address] = std::make_shared<Mapping>(address, size);
   auto* keep = new std::shared_ptr<Mappings>(mappings);
   return Napi::ArrayBuffer::New(
       env, address, size,
@@ -112,6 +123,12 @@ void ShmUnlink(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::shared_ptr<void> PinMapping(Napi::Env env, void* address) {
+  std::shared_ptr<Mappings> mappings = MappingsOf(env);
+  auto found = mappings->live.find(address);
+  return found == mappings->live.end() ? nullptr : found->second;
+}
 
 void InitShm(Napi::Env env, Napi::Object exports) {
   exports["shmOpen"] = Napi::Function::New(env, ShmOpen, "shmOpen");

@@ -42,6 +42,7 @@
 #include <climits>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "common.h"
@@ -629,20 +630,27 @@ class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
     if (info.Length() < 4 || !info[3].IsFunction()) {
       throw Napi::TypeError::New(env, "forkwise native: callback must be a function");
     }
-    buffer_ = Napi::Persistent(info[0].As<Napi::ArrayBuffer>());  // keeps the mapping alive
-    state_ = std::make_shared<State>();
-    state_->header = header;
-    state_->notify = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(),
-                                                   "forkwise.sync.wait", 0, 1);
-    state_->owner = this;
+    auto state = std::make_shared<State>();
+    state->header = header;
+    state->mapping = PinMapping(env, header);  // the thread's own hold on the memory
+    if (!state->mapping) NotAPrimitive(env);
+    // The finalizer runs when the function is done with, or when the environment is torn
+    // down first (a worker ending): then the thread must not call it any more.
+    state->notify = Napi::ThreadSafeFunction::New(
+        env, info[3].As<Napi::Function>(), "forkwise.sync.wait", 0, 1, [state](Napi::Env) {
+          std::lock_guard<std::mutex> guard(state->gate);
+          state->env_gone = true;
+        });
+    state->owner = this;
+    state_ = state;
     Ref();
-    auto state = state_;
     header->async_waiters.fetch_add(1);
     std::thread([state, seen, slice] {
       FutexWaitUntil(state->header->seq, seen, Deadline(slice));
       state->header->async_waiters.fetch_sub(1);
+      std::lock_guard<std::mutex> guard(state->gate);
+      if (state->env_gone) return;
       state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
-        state->finished = true;
         if (state->owner) state->owner->Finish();
         if (!state->cancelled) callback.Call({});
       });
@@ -655,25 +663,26 @@ class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
   }
 
  private:
-  // Shared with the thread; `cancelled`, `finished` and `owner` are only touched on the loop.
+  // Shared with the thread. `cancelled` and `owner` are only touched on the loop.
   struct State {
     Header* header = nullptr;
+    std::shared_ptr<void> mapping;
     Napi::ThreadSafeFunction notify;
+    std::mutex gate;
+    bool env_gone = false;
     bool cancelled = false;
-    bool finished = false;
     SeqWatch* owner = nullptr;
   };
 
-  // On the loop, when the thread is done with the memory.
+  // On the loop, once the thread has called back.
   void Finish() {
     state_->owner = nullptr;
     state_.reset();
-    buffer_.Reset();
     Unref();
   }
 
-  // The thread still sleeps; wake it (and any other sleeper, which re-checks) and stop
-  // holding the loop open for it. The mapping stays referenced until it has woken.
+  // The thread still sleeps: wake it (and any other sleeper, which re-checks) and stop
+  // holding the loop open for it.
   void Cancel(const Napi::CallbackInfo& info) {
     if (!state_ || state_->cancelled) return;
     state_->cancelled = true;
@@ -681,7 +690,6 @@ class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
     Wake(state_->header->seq);
   }
 
-  Napi::Reference<Napi::ArrayBuffer> buffer_;
   std::shared_ptr<State> state_;
 };
 

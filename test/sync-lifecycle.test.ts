@@ -1,0 +1,67 @@
+/**
+ * Asynchronous waits across the lifecycle of threads and processes: a wait pending at fork()
+ * goes on in the child, and a worker that ends mid-wait leaves nothing broken behind.
+ */
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { _exit, fork } from 'forkwise';
+import { Event, Mutex } from 'forkwise/sync';
+import { Children, syncPath } from './sync-helpers';
+
+describe('forkwise/sync waits across fork and worker exit', function () {
+  this.timeout(20000);
+  const children = new Children();
+  afterEach(() => children.cleanup());
+
+  it('an acquireAsync pending at fork() completes in the child too, which then exits', async () => {
+    const lock = new Mutex();
+    const held = new Event();
+    const letGo = new Event();
+    const holder = children.fork(() => {
+      lock.acquire();
+      held.set();
+      letGo.wait(10000);
+      lock.release();
+    });
+    assert.equal(await held.waitAsync(5000), true);
+    const pending = lock.acquireAsync({ timeout: 8000 });
+    const pid = fork();
+    if (pid === 0) {
+      // The parent's helper thread did not cross the fork: without a new one the promise
+      // never settles. The child stays in this test (mocha must not go on in it) and ends
+      // itself with 3 if nothing happened in time.
+      pending.then(
+        (taken) => {
+          if (taken) lock.release();
+          _exit(taken ? 0 : 1);
+        },
+        () => _exit(2),
+      );
+      setTimeout(() => _exit(3), 8000);
+      return new Promise(() => {});
+    }
+    letGo.set();
+    await children.ok(holder);
+    assert.equal(await pending, true, 'the parent gets it as well');
+    lock.release();
+    assert.deepEqual(await children.wait(pid), { pid, status: 0, kind: 'exited', exitCode: 0 });
+  });
+
+  it('a worker terminated while its acquireAsync waits: no crash, the lock still works', async () => {
+    const lock = new Mutex();
+    lock.acquire();
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const lock = require(${JSON.stringify(syncPath)}).Mutex.fromHandle(workerData);
+       lock.acquireAsync();
+       parentPort.postMessage('waiting');`,
+      { eval: true, workerData: lock.handle },
+    );
+    await new Promise((resolve) => worker.once('message', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // its helper thread sleeps now
+    await worker.terminate();
+    lock.release();
+    assert.equal(await lock.acquireAsync({ timeout: 1000 }), true);
+    lock.release();
+  });
+});
