@@ -1,4 +1,8 @@
 // Module initialisation: one call per area. No policy lives here.
+#include <dlfcn.h>
+
+#include <mutex>
+
 #include "common.h"
 
 namespace forkwise {
@@ -14,7 +18,19 @@ uv_loop_t* LoopOf(Napi::Env env) {
   return loop;
 }
 
+// Helper threads (waitpidAsync's fallback, the asynchronous waits of sync.cc) may outlive
+// the environment that started them. If that was a worker, and the only one to load the
+// addon, Node would unload the library under them when it ends: keep it loaded for good.
+static void KeepLibraryLoaded() {
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&KeepLibraryLoaded), &self) != 0 && self.dli_fname != nullptr) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  static std::once_flag pinned;
+  std::call_once(pinned, KeepLibraryLoaded);
   env.SetInstanceData(new AddonData());
   InitErrors(env, exports);
   InitFork(env, exports);

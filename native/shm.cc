@@ -12,7 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common.h"
 
@@ -31,24 +34,41 @@ struct Mapping {
 
 }  // namespace
 
-// Mappings made in one environment (main thread or worker) and not let go yet. Only touched
-// on that environment's thread; a Mapping's last reference may be dropped on another.
+// Mappings made in one environment (main thread or worker) and not let go yet, and the
+// names it owns. Only touched on that environment's thread; a Mapping's last reference may
+// be dropped on another.
 struct Mappings {
   std::unordered_map<void*, std::shared_ptr<Mapping>> live;
+  std::vector<std::pair<std::string, pid_t>> owned;  // name, creating process
 };
 
 namespace {
 
+// Removes the owned names this process created (a forked child inherits the list, not the
+// ownership).
+void UnlinkOwned(Mappings& mappings) {
+  pid_t self = getpid();
+  for (const auto& [name, creator] : mappings.owned) {
+    if (creator == self) shm_unlink(name.c_str());
+  }
+  mappings.owned.clear();
+}
+
 std::shared_ptr<Mappings> MappingsOf(Napi::Env env) {
   std::shared_ptr<Mappings>& mappings = Data(env).mappings;
-  if (!mappings) mappings = std::make_shared<Mappings>();
+  if (!mappings) {
+    mappings = std::make_shared<Mappings>();
+    // When the environment ends: also when a worker is terminated, which runs no JavaScript.
+    env.AddCleanupHook([held = mappings] { UnlinkOwned(*held); });
+  }
   return mappings;
 }
 
 void Unmap(Mappings& mappings, void* address) { mappings.live.erase(address); }
 
-// shmOpen(name, create, size): ArrayBuffer. `name` starts with '/'. With `create` the segment
-// must not exist (O_EXCL) and gets mode 0600 and `size` bytes; otherwise its size is read.
+// shmOpen(name, create, size, owned): ArrayBuffer. `name` starts with '/'. With `create` the
+// segment must not exist (O_EXCL) and gets mode 0600 and `size` bytes; otherwise its size is
+// read. An `owned` name is removed when this environment ends (or by shmUnlinkOwned).
 Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = ArgString(info, 0);
@@ -92,13 +112,15 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   }
   std::shared_ptr<Mappings> mappings = MappingsOf(env);
   mappings->live[address] = std::make_shared<Mapping>(address, size);
+  if (create && info[3].ToBoolean().Value()) mappings->owned.emplace_back(name, getpid());
   auto* keep = new std::shared_ptr<Mappings>(mappings);
   return Napi::ArrayBuffer::New(
       env, address, size,
       [](Napi::Env, void* data, std::shared_ptr<Mappings>* owner) {
         // A robust mutex held by this thread is linked into its robust list, which glibc
         // writes through on later locks and unlocks: its memory stays mapped (see sync.cc).
-        if (!HeldRobustMutexIn(data)) Unmap(**owner, data);
+        Mappings& mappings = **owner;
+        if (mappings.live.count(data) != 0 && !HeldRobustMutexIn(data)) Unmap(mappings, data);
         delete owner;
       },
       keep);
@@ -119,8 +141,13 @@ void ShmUnmap(const Napi::CallbackInfo& info) {
 
 void ShmUnlink(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0);
+  auto& owned = MappingsOf(info.Env())->owned;
+  owned.erase(std::remove_if(owned.begin(), owned.end(), [&](const auto& entry) { return entry.first == name; }),
+              owned.end());
   if (shm_unlink(name.c_str()) == -1) ThrowErrno(info.Env(), errno, "shm_unlink", name.c_str() + 1);
 }
+
+void ShmUnlinkOwned(const Napi::CallbackInfo& info) { UnlinkOwned(*MappingsOf(info.Env())); }
 
 }  // namespace
 
@@ -134,6 +161,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports["shmOpen"] = Napi::Function::New(env, ShmOpen, "shmOpen");
   exports["shmUnmap"] = Napi::Function::New(env, ShmUnmap, "shmUnmap");
   exports["shmUnlink"] = Napi::Function::New(env, ShmUnlink, "shmUnlink");
+  exports["shmUnlinkOwned"] = Napi::Function::New(env, ShmUnlinkOwned, "shmUnlinkOwned");
 }
 
 }  // namespace forkwise

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "common.h"
@@ -30,10 +31,13 @@ Napi::Value Waitpid(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// State shared with the fallback thread, which may outlive the watch when it is cancelled.
-// `cancelled` and `delivered` are only touched on the loop thread.
+// State shared with the fallback thread, which may outlive the watch when it is cancelled,
+// and its environment (a worker that ends). `cancelled` and `delivered` are only touched on
+// the loop thread; `env_gone` (under `gate`) tells the thread not to call back any more.
 struct ThreadWatch {
   Napi::ThreadSafeFunction notify;
+  std::mutex gate;
+  bool env_gone = false;
   bool cancelled = false;
   bool delivered = false;
 };
@@ -84,13 +88,18 @@ class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
 
   void StartThread(Napi::Env env, pid_t pid) {
     auto state = std::make_shared<ThreadWatch>();
-    state->notify = Napi::ThreadSafeFunction::New(env, callback_.Value(),
-                                                  "forkwise.waitpidAsync", 0, 1);
+    state->notify = Napi::ThreadSafeFunction::New(env, callback_.Value(), "forkwise.waitpidAsync", 0, 1,
+                                                  [state](Napi::Env) {
+                                                    std::lock_guard<std::mutex> guard(state->gate);
+                                                    state->env_gone = true;
+                                                  });
     thread_ = state;
     Ref();
     std::thread([state, pid] {
       siginfo_t si;
       RetryOnEintr([&] { return waitid(P_PID, pid, &si, WEXITED | WNOWAIT); });
+      std::lock_guard<std::mutex> guard(state->gate);
+      if (state->env_gone) return;
       state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
         if (state->cancelled) return;
         state->delivered = true;

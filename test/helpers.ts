@@ -68,6 +68,23 @@ export function openFds(): Map<number, string> {
   return fds;
 }
 
+/**
+ * forkwise's owned segments in /dev/shm whose creator is gone (names carry the creator's pid
+ * and start time): what a process that died without exiting leaves until the next sweep.
+ */
+export function orphanedSegments(): string[] {
+  return readdirSync('/dev/shm').filter((name) => {
+    const match = /^forkwise-(\d+)-(\d+)-[0-9a-f]{32}$/.exec(name);
+    if (!match) return false;
+    try {
+      const stat = readFileSync(`/proc/${match[1]}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] !== match[2];
+    } catch {
+      return true;
+    }
+  });
+}
+
 /** Pids of this process's children (any state), from /proc. */
 export function childPids(): number[] {
   const children: number[] = [];

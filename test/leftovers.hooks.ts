@@ -1,11 +1,12 @@
 /**
- * Root hooks: the whole suite must leave no child process (zombie or alive) and no
- * descriptor behind. Recorded before the first test, checked after the last one.
+ * Root hooks: the whole suite must leave no child process (zombie or alive), no descriptor
+ * and no shared memory segment of a process that is gone. Recorded before the first test,
+ * checked after the last one.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { childPids, openFds, processState } from './helpers';
+import { childPids, openFds, orphanedSegments, processState } from './helpers';
 
 let fdsAtStart: Map<number, string>;
 
@@ -23,5 +24,8 @@ export const mochaHooks = {
     assert.deepEqual(children, [], 'child processes left behind');
     const leaked = [...openFds()].filter(([fd, target]) => fdsAtStart.get(fd) !== target);
     assert.deepEqual(leaked, [], 'descriptors left open');
+    // This process's own segments go when it exits; those of the processes it ran must be
+    // gone already.
+    assert.deepEqual(orphanedSegments(), [], 'shared memory segments left by processes that are gone');
   },
 };

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { _exit, fork } from 'forkwise';
 import { Event, Mutex } from 'forkwise/sync';
+import { runNode } from './helpers';
 import { Children, syncPath } from './sync-helpers';
 
 describe('forkwise/sync waits across fork and worker exit', function () {
@@ -64,4 +65,18 @@ describe('forkwise/sync waits across fork and worker exit', function () {
     assert.equal(await lock.acquireAsync({ timeout: 1000 }), true);
     lock.release();
   });
+});
+
+describe('helper threads outliving a worker that alone loaded the addon', () => {
+  for (const mode of ['sync', 'waitpid']) {
+    it(`${mode === 'sync' ? 'an acquireAsync' : "waitpidAsync's thread fallback"}: the process survives the thread's wake-up`, async () => {
+      const outcome = await runNode('worker-only-waits.js', [mode]);
+      assert.deepEqual({ ...outcome, stderr: outcome.stderr.slice(0, 500) }, {
+        code: 0,
+        signal: null,
+        stdout: 'survived\n',
+        stderr: '',
+      });
+    });
+  }
 });

@@ -82,9 +82,11 @@ export interface NativeBinding {
   O_CLOEXEC: number;
   O_NONBLOCK: number;
   // Shared memory (native/shm.cc); names start with '/'.
-  shmOpen(name: string, create: boolean, size: number): ArrayBuffer;
+  shmOpen(name: string, create: boolean, size: number, owned: boolean): ArrayBuffer;
   shmUnmap(buffer: ArrayBuffer): void;
   shmUnlink(name: string): void;
+  /** Removes the owned names this process created in this environment. */
+  shmUnlinkOwned(): void;
   // Synchronisation primitives (native/sync.cc). Timeouts in ms: < 0 none, 0 do not wait.
   // Acquires answer 0 (acquired), 1 (acquired from a dead owner) or -1 (not acquired).
   syncInit(buffer: ArrayBuffer, kind: number, arg?: number, bound?: number): void;

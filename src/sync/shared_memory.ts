@@ -5,8 +5,9 @@
  * Who removes a segment's name (`shm_unlink`), and when:
  * - A segment created without a `name` gets an unguessable one,
  *   `forkwise-<creator pid>-<creator start time>-<128 random bits>`, and is owned by the
- *   process that created it: its name is removed when that process exits (not when a forked
- *   child of it exits), or earlier by `unlink()`. Processes that attached keep their mapping.
+ *   thread that created it (the main thread or a worker): its name is removed when that
+ *   thread's environment ends (the process exits, the worker ends or is terminated; not when
+ *   a forked child exits), or earlier by `unlink()`. Those who attached keep their mapping.
  * - If the creator dies without exiting (SIGKILL, a crash), its names are removed by the
  *   next process that creates a segment (at its first creation, then at most once a second):
  *   names whose creator is gone (the pid is dead, or reused by a process with another start
@@ -59,16 +60,16 @@ export class SharedMemory {
     } else {
       this.name = validateName(name, 'options.name');
     }
-    this.mapped = native.shmOpen(`/${this.name}`, true, size!);
+    this.mapped = native.shmOpen(`/${this.name}`, true, size!, name === undefined);
     this.size = size!;
-    if (name === undefined) own(this.name);
+    if (name === undefined) removeOwnedNamesAtExit();
   }
 
   /** Maps the existing segment `name`. Throws ENOENT when there is none. */
   static attach(name: string): SharedMemory {
     validateName(name, 'name');
     const shm = Object.create(SharedMemory.prototype) as { -readonly [K in keyof SharedMemory]: unknown };
-    const mapped = native.shmOpen(`/${name}`, false, 0);
+    const mapped = native.shmOpen(`/${name}`, false, 0, false);
     Object.assign(shm, { name, size: mapped.byteLength, mapped });
     return shm as unknown as SharedMemory;
   }
@@ -85,7 +86,6 @@ export class SharedMemory {
 
   /** Removes the segment's name: no one can attach any more; mappings stay valid. */
   unlink(): void {
-    owned.delete(this.name);
     native.shmUnlink(`/${this.name}`);
   }
 }
@@ -98,26 +98,14 @@ function validateName(name: unknown, argument: string): string {
   return text;
 }
 
-// Names this process created without a name of the caller's: removed when it exits.
-const owned = new Set<string>();
+// The addon removes owned names when the environment that made them ends (a worker too,
+// even terminated); in the main thread process.exit() comes first, hence this listener.
 let exitHookInstalled = false;
 
-function own(name: string): void {
-  owned.add(name);
+function removeOwnedNamesAtExit(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    // A forked child inherits the set and this listener, not the ownership.
-    const mine = `forkwise-${process.pid}-`;
-    for (const name of owned) {
-      if (!name.startsWith(mine)) continue;
-      try {
-        native.shmUnlink(`/${name}`);
-      } catch {
-        // already unlinked by someone else: nothing to do
-      }
-    }
-  });
+  process.on('exit', () => native.shmUnlinkOwned());
 }
 
 /** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
