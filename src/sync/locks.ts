@@ -7,7 +7,7 @@ import { native } from '../posix/native';
 import { validateInteger } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { acquireTimeout, FOREVER, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
+import { acquireTimeout, FOREVER, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
 
 /** How often an asynchronous acquire looks for a dead owner, who never signals a release. */
 const OWNER_DEATH_POLL_MS = 100;
@@ -60,13 +60,8 @@ abstract class RobustLock {
   }
 
   /** Runs `fn` holding the lock (taken with `acquireAsync`), and releases it even on throw. */
-  async withLock<T>(fn: () => T | Promise<T>): Promise<T> {
-    await this.acquireAsync();
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
+  withLock<T>(fn: () => T | Promise<T>): Promise<T> {
+    return runHolding(() => this.acquireAsync(), () => this.release(), fn);
   }
 
   [Symbol.dispose](): void {
@@ -212,13 +207,8 @@ export class Semaphore {
   }
 
   /** Runs `fn` between `acquireAsync()` and `release()`, releasing even on throw. */
-  async withLock<T>(fn: () => T | Promise<T>): Promise<T> {
-    await this.acquireAsync();
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
+  withLock<T>(fn: () => T | Promise<T>): Promise<T> {
+    return runHolding(() => this.acquireAsync(), () => this.release(), fn);
   }
 
   [Symbol.dispose](): void {

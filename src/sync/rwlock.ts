@@ -4,7 +4,7 @@ import { PosixError } from '../posix/errors';
 import { native } from '../posix/native';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { acquireTimeout, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
+import { acquireTimeout, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
 
 /**
  * Many readers or one writer, across threads and processes. Writers are not starved: readers
@@ -79,13 +79,8 @@ export class RWLock {
   }
 
   /** Runs `fn` holding the write lock, released even on throw. */
-  async withLock<T>(fn: () => T | Promise<T>): Promise<T> {
-    await this.acquireWriteAsync();
-    try {
-      return await fn();
-    } finally {
-      this.releaseWrite();
-    }
+  withLock<T>(fn: () => T | Promise<T>): Promise<T> {
+    return runHolding(() => this.acquireWriteAsync(), () => this.releaseWrite(), fn);
   }
 
   [Symbol.dispose](): void {

@@ -119,3 +119,18 @@ export function waitAsync<T>(
     step();
   });
 }
+
+/** `withLock`: runs `fn` between an asynchronous acquire and the release, even on throw. */
+export async function runHolding<T>(
+  acquire: () => Promise<boolean>,
+  release: () => void,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+  await acquire();
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
