@@ -147,8 +147,11 @@ bool FutexWaitUntil(std::atomic<uint32_t>& word, uint32_t expected, const Deadli
   }
 }
 
+// A buffer that is not (or no longer) a primitive's: a forged handle, or a closed segment.
 [[noreturn]] void NotAPrimitive(Napi::Env env) {
-  throw Napi::TypeError::New(env, "forkwise: not a live synchronisation primitive");
+  Napi::TypeError error = Napi::TypeError::New(env, "forkwise: not a live synchronisation primitive");
+  error.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));
+  throw error;
 }
 
 // One Node-API call, which also refuses anything that is not an ArrayBuffer: this is on
@@ -207,22 +210,26 @@ void InitRobustMutex(Napi::Env env, pthread_mutex_t* mutex, int type) {
 
 // ---- initialisation: syncInit(buffer, kind, arg) on a zeroed segment ----
 
+size_t BlockSize(uint32_t kind) {
+  switch (kind) {
+    case kMutex: case kRLock: return sizeof(MutexBlock);
+    case kRWLock: return sizeof(RWLockBlock);
+    case kSemaphore: return sizeof(SemaphoreBlock);
+    case kEvent: return sizeof(EventBlock);
+    case kBarrier: return sizeof(BarrierBlock);
+    case kCondition: return sizeof(ConditionBlock);
+    default: return 0;
+  }
+}
+
 void SyncInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) NotAPrimitive(env);
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   Kind kind = static_cast<Kind>(ArgInt32(info, 1));
   double arg = info.Length() > 2 ? info[2].ToNumber().DoubleValue() : 0;
-  size_t needed = 0;
-  switch (kind) {
-    case kMutex: case kRLock: needed = sizeof(MutexBlock); break;
-    case kRWLock: needed = sizeof(RWLockBlock); break;
-    case kSemaphore: needed = sizeof(SemaphoreBlock); break;
-    case kEvent: needed = sizeof(EventBlock); break;
-    case kBarrier: needed = sizeof(BarrierBlock); break;
-    case kCondition: needed = sizeof(ConditionBlock); break;
-    default: throw Napi::RangeError::New(env, "forkwise native: unknown primitive kind");
-  }
+  size_t needed = BlockSize(kind);
+  if (needed == 0) throw Napi::RangeError::New(env, "forkwise native: unknown primitive kind");
   if (buffer.ByteLength() < needed) NotAPrimitive(env);
   void* memory = buffer.Data();
   Header& header = *static_cast<Header*>(memory);
@@ -271,14 +278,15 @@ void SyncInit(const Napi::CallbackInfo& info) {
   Seal(header);
 }
 
-// syncKind(buffer): the kind of a primitive segment, or 0.
+// syncKind(buffer): the kind of a primitive segment (large enough for it), or 0.
 Napi::Value SyncKind(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) NotAPrimitive(info.Env());
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   if (buffer.ByteLength() < sizeof(Header)) return Int(info.Env(), 0);
   const Header* header = static_cast<const Header*>(buffer.Data());
   if (__atomic_load_n(&header->magic, __ATOMIC_ACQUIRE) != kMagic) return Int(info.Env(), 0);
-  return Int(info.Env(), header->kind);
+  size_t needed = BlockSize(header->kind);
+  return Int(info.Env(), needed != 0 && buffer.ByteLength() >= needed ? header->kind : 0);
 }
 
 // ---- Mutex and RLock ----
