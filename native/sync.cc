@@ -18,16 +18,24 @@
 //   (pthread_mutex_clocklock, sem_clockwait, FUTEX_WAIT_BITSET...) with an absolute deadline
 //   on CLOCK_MONOTONIC, so a retry after EINTR never extends the timeout.
 // - Asynchronous (acquireAsync, waitAsync): the JavaScript thread only ever makes
-//   non-blocking attempts (trylock, trywait...), so whatever it acquires is owned by that
-//   thread, exactly as with the synchronous form: a mutex taken asynchronously is released by
-//   the same thread, and sits on that thread's robust list, so its owner's death is seen by
-//   the others. Between attempts a short-lived helper thread (SeqWatch) sleeps in FUTEX_WAIT
-//   on `seq` for a bounded slice, then calls back into the loop, which attempts again. The
-//   helper never touches the primitive itself. Releasers bump `seq` and FUTEX_WAKE it when
-//   `async_waiters` says a helper sleeps there: with both sides' operations sequentially
-//   consistent, either the releaser sees the waiter or the waiter's futex sees the new `seq`,
-//   so no wake-up is lost. The slice bounds how long a dead owner (who never bumps `seq`)
-//   goes unnoticed, and how long a cancelled helper outlives its cancellation.
+//   non-blocking attempts (a lock whose deadline has passed, sem_trywait...), so whatever it
+//   acquires is owned by that thread, exactly as with the synchronous form: a mutex taken
+//   asynchronously is released by the same thread, and sits on that thread's robust list,
+//   so its owner's death is seen by the others. Between attempts a short-lived helper thread
+//   (SeqWatch) sleeps in FUTEX_WAIT on `seq` for a bounded slice, then calls back into the
+//   loop, which attempts again. The helper only reads `seq` and counts itself in
+//   `async_waiters`; releasers bump `seq` and FUTEX_WAKE it when `async_waiters` says a helper
+//   sleeps there. With both sides' operations sequentially consistent, either the releaser
+//   sees the waiter or the waiter's futex sees the new `seq`: no wake-up is lost. The slice
+//   bounds how long a dead owner (who never bumps `seq`) goes unnoticed, and how long a
+//   cancelled helper outlives its cancellation.
+// - A helper may outlive its environment (a worker terminated mid-wait): it holds its own
+//   reference to the mapping (PinMapping) and stops calling back once the thread-safe
+//   function is finalized. In a forked child, which has no helper threads, src/sync starts
+//   new ones for the waits still pending.
+// - A robust mutex held by a thread is linked into that thread's robust list, which glibc
+//   (and the kernel, when the thread dies) follows through the mutexes themselves: its
+//   segment is never unmapped while held (HeldRobustMutexIn, asked by the finalizer).
 //
 // Errors come back as errno values (EPERM, EDEADLK, ENOTRECOVERABLE...) through the
 // PosixError factory; the TypeScript layer (src/sync/) gives them their meaning.
@@ -43,6 +51,7 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "common.h"
@@ -304,8 +313,7 @@ bool HeldRobustMutexIn(const void* segment) {
   pid_t self = gettid();
   switch (header->kind) {
     case kMutex: case kRLock: return OwnerOf(reinterpret_cast<const MutexBlock*>(header)->mutex) == self;
-    case kBarrier: return OwnerOf(reinterpret_cast<const BarrierBlock*>(header)->guard) == self;
-    default: return false;
+    default: return false;  // a barrier's guard is never held across calls
   }
 }
 
@@ -653,6 +661,25 @@ class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
     state_ = state;
     Ref();
     header->async_waiters.fetch_add(1);
+    try {
+      StartThread(state, seen, slice);
+    } catch (const std::system_error& error) {  // no thread to be had (EAGAIN)
+      header->async_waiters.fetch_sub(1);
+      state->notify.Release();
+      state_.reset();
+      Unref();
+      ThrowErrno(env, error.code().value(), "pthread_create");
+    }
+  }
+
+  ~SeqWatch() {
+    if (state_) state_->owner = nullptr;
+  }
+
+ private:
+  struct State;
+
+  static void StartThread(std::shared_ptr<State> state, uint32_t seen, double slice) {
     std::thread([state, seen, slice] {
       FutexWaitUntil(state->header->seq, seen, Deadline(slice));
       state->header->async_waiters.fetch_sub(1);
@@ -666,11 +693,6 @@ class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
     }).detach();
   }
 
-  ~SeqWatch() {
-    if (state_) state_->owner = nullptr;
-  }
-
- private:
   // Shared with the thread. `cancelled` and `owner` are only touched on the loop.
   struct State {
     Header* header = nullptr;

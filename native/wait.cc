@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "common.h"
@@ -93,20 +94,25 @@ class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
                                                     std::lock_guard<std::mutex> guard(state->gate);
                                                     state->env_gone = true;
                                                   });
+    try {
+      std::thread([state, pid] {
+        siginfo_t si;
+        RetryOnEintr([&] { return waitid(P_PID, pid, &si, WEXITED | WNOWAIT); });
+        std::lock_guard<std::mutex> guard(state->gate);
+        if (state->env_gone) return;
+        state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
+          if (state->cancelled) return;
+          state->delivered = true;
+          callback.Call({});
+        });
+        state->notify.Release();
+      }).detach();
+    } catch (const std::system_error& error) {  // no thread to be had (EAGAIN)
+      state->notify.Release();
+      ThrowErrno(env, error.code().value(), "pthread_create");
+    }
     thread_ = state;
     Ref();
-    std::thread([state, pid] {
-      siginfo_t si;
-      RetryOnEintr([&] { return waitid(P_PID, pid, &si, WEXITED | WNOWAIT); });
-      std::lock_guard<std::mutex> guard(state->gate);
-      if (state->env_gone) return;
-      state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
-        if (state->cancelled) return;
-        state->delivered = true;
-        callback.Call({});
-      });
-      state->notify.Release();
-    }).detach();
   }
 
   static void OnPidfdReadable(uv_poll_t* poll, int, int) {

@@ -89,27 +89,25 @@ export function waitAsync<T>(
     };
     const step = (): void => {
       watch = undefined;
-      let outcome: T | null;
-      let seen: number;
       try {
-        seen = native.syncSeq(buffer); // before the attempt: a release after it changes seq
-        outcome = attempt();
+        const seen = native.syncSeq(buffer); // before the attempt: a release after it changes seq
+        const outcome = attempt();
+        if (outcome !== null) {
+          settle();
+          return resolve(outcome);
+        }
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          settle();
+          return resolve(null);
+        }
+        const slice = sliceMs === FOREVER ? left : Math.min(left, sliceMs);
+        watch = new native.SeqWatch(buffer, seen, slice === Infinity ? FOREVER : slice, step);
+        pending.add(rearm);
       } catch (error) {
         settle();
-        return reject(error);
+        reject(error);
       }
-      if (outcome !== null) {
-        settle();
-        return resolve(outcome);
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        settle();
-        return resolve(null);
-      }
-      const slice = sliceMs === FOREVER ? left : Math.min(left, sliceMs);
-      watch = new native.SeqWatch(buffer, seen, slice === Infinity ? FOREVER : slice, step);
-      pending.add(rearm);
     };
     const rearm = (): void => {
       watch?.cancel();
