@@ -13,6 +13,12 @@ describe('examples run and check themselves', function () {
     assert.match(out.stdout, /all checks passed/);
   });
 
+  it('parallel-sum', async () => {
+    const out = await runNode(join(examples, 'parallel-sum.mjs'), [], { timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /all checks passed/);
+  });
+
   it('signals', async () => {
     const out = await runNode(join(examples, 'signals.mjs'), [], { timeoutMs: 30000 });
     assert.equal(out.code, 0, out.stdout + out.stderr);
