@@ -64,6 +64,12 @@ export class Children {
     return pid;
   }
 
+  /** Adopts a child forked by the caller (so that cleanup() reaps it); returns `pid`. */
+  track(pid: number): number {
+    if (pid > 0) this.live.add(pid);
+    return pid;
+  }
+
   /** Waits (without blocking the loop) for `pid` to end; SIGKILLs it and throws after `ms`. */
   async wait(pid: number, ms = 15000): Promise<WaitResult> {
     const end = Date.now() + ms;

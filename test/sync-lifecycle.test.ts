@@ -26,7 +26,7 @@ describe('forkwise/sync waits across fork and worker exit', function () {
     });
     assert.equal(await held.waitAsync(5000), true);
     const pending = lock.acquireAsync({ timeout: 8000 });
-    const pid = fork();
+    const pid = children.track(fork());
     if (pid === 0) {
       // The parent's helper thread did not cross the fork: without a new one the promise
       // never settles. The child stays in this test (mocha must not go on in it) and ends
@@ -46,6 +46,29 @@ describe('forkwise/sync waits across fork and worker exit', function () {
     assert.equal(await pending, true, 'the parent gets it as well');
     lock.release();
     assert.deepEqual(await children.wait(pid), { pid, status: 0, kind: 'exited', exitCode: 0 });
+  });
+
+  it('a mutex taken by acquireAsync after waiting is owned by the JS thread: its death is seen (recovered)', async () => {
+    const lock = new Mutex();
+    const took = new Event();
+    lock.acquire();
+    const pid = children.track(fork());
+    if (pid === 0) {
+      // Busy at first: the attempt that succeeds runs in the helper's callback on the loop.
+      lock.acquireAsync({ timeout: 5000 }).then((taken) => (taken ? took.set() : _exit(1)));
+      setTimeout(() => _exit(3), 8000);
+      return new Promise(() => {});
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    lock.release();
+    assert.equal(await took.waitAsync(5000), true);
+    // Held by the child's main thread, alive: a helper thread would have ended (owner died).
+    assert.equal(lock.acquire({ timeout: 100 }), false);
+    children.killAndReap(pid);
+    assert.equal(lock.acquire({ timeout: 1000 }), true);
+    assert.equal(lock.recovered, true);
+    lock.markConsistent();
+    lock.release();
   });
 
   it('a worker terminated while its acquireAsync waits: no crash, the lock still works', async () => {
