@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { childPids, openFds, orphanedSegments, processState } from './helpers';
 
 let fdsAtStart: Map<number, string>;
+let orphansAtStart: Set<string>;
 
 export const mochaHooks = {
   async beforeAll(): Promise<void> {
@@ -16,6 +17,7 @@ export const mochaHooks = {
     // /dev/null when stdout is a file) and keeps them: let that happen before counting.
     await once(spawn('true'), 'close');
     fdsAtStart = openFds();
+    orphansAtStart = new Set(orphanedSegments());
   },
   async afterAll(): Promise<void> {
     // Descriptors closed by libuv or Node asynchronously (child_process pipes) need a turn.
@@ -26,6 +28,7 @@ export const mochaHooks = {
     assert.deepEqual(leaked, [], 'descriptors left open');
     // This process's own segments go when it exits; those of the processes it ran must be
     // gone already.
-    assert.deepEqual(orphanedSegments(), [], 'shared memory segments left by processes that are gone');
+    const orphans = orphanedSegments().filter((name) => !orphansAtStart.has(name));
+    assert.deepEqual(orphans, [], 'shared memory segments left by processes that are gone');
   },
 };
