@@ -68,7 +68,7 @@ void InitShm(Napi::Env env, Napi::Object exports);
 // Keeps the mapping that starts at `address` (made by shmOpen in this environment) mapped
 // while the result lives, on any thread; null if there is none.
 std::shared_ptr<void> PinMapping(Napi::Env env, void* address);
-// Whether `segment` holds a robust mutex that the calling thread holds (native/sync.cc).
+// Whether `segment` holds a robust mutex held by a live thread of this process (sync.cc).
 bool HeldRobustMutexIn(const void* segment);
 void InitSync(Napi::Env env, Napi::Object exports);
 

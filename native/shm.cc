@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -23,13 +24,28 @@ namespace forkwise {
 
 namespace {
 
+std::atomic<uint64_t> next_mapping_id{1};
+
 struct Mapping {
-  Mapping(void* a, size_t n) : address(a), size(n) {}
+  Mapping(void* a, size_t n) : address(a), size(n), id(next_mapping_id++) {}
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() { munmap(address, size); }
+  // A robust mutex held by a live thread of this process is linked into that thread's robust
+  // list, which glibc and the kernel (when the thread dies) follow through the mutex itself:
+  // such a segment stays mapped for good (a worker ending with a lock held, say), so that
+  // the holder's death can still be marked in it.
+  ~Mapping() {
+    if (!HeldRobustMutexIn(address)) munmap(address, size);
+  }
   void* const address;
   const size_t size;
+  const uint64_t id;  // an address can be mapped again after an unmap: this cannot
+};
+
+// What an ArrayBuffer's finalizer needs to let go of its own mapping, and of no other.
+struct FinalizeHint {
+  std::shared_ptr<Mappings> mappings;
+  uint64_t id;
 };
 
 }  // namespace
@@ -111,19 +127,20 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
     ThrowErrno(env, err, failed, name.c_str() + 1);
   }
   std::shared_ptr<Mappings> mappings = MappingsOf(env);
-  mappings->live[address] = std::make_shared<Mapping>(address, size);
+  auto mapping = std::make_shared<Mapping>(address, size);
+  mappings->live[address] = mapping;
   if (create && info[3].ToBoolean().Value()) mappings->owned.emplace_back(name, getpid());
-  auto* keep = new std::shared_ptr<Mappings>(mappings);
+  auto* hint = new FinalizeHint{mappings, mapping->id};
   return Napi::ArrayBuffer::New(
       env, address, size,
-      [](Napi::Env, void* data, std::shared_ptr<Mappings>* owner) {
-        // A robust mutex held by this thread is linked into its robust list, which glibc
-        // writes through on later locks and unlocks: its memory stays mapped (see sync.cc).
-        Mappings& mappings = **owner;
-        if (mappings.live.count(data) != 0 && !HeldRobustMutexIn(data)) Unmap(mappings, data);
-        delete owner;
+      [](Napi::Env, void* data, FinalizeHint* hint) {
+        auto found = hint->mappings->live.find(data);
+        if (found != hint->mappings->live.end() && found->second->id == hint->id) {
+          hint->mappings->live.erase(found);
+        }
+        delete hint;
       },
-      keep);
+      hint);
 }
 
 // shmUnmap(buffer): detaches the ArrayBuffer and unmaps its memory (idempotent).

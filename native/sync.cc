@@ -35,7 +35,8 @@
 //   new ones for the waits still pending.
 // - A robust mutex held by a thread is linked into that thread's robust list, which glibc
 //   (and the kernel, when the thread dies) follows through the mutexes themselves: its
-//   segment is never unmapped while held (HeldRobustMutexIn, asked by the finalizer).
+//   segment is never unmapped while a live thread of this process holds it (HeldRobustMutexIn,
+//   asked before every munmap, environment teardown included).
 //
 // Errors come back as errno values (EPERM, EDEADLK, ENOTRECOVERABLE...) through the
 // PosixError factory; the TypeScript layer (src/sync/) gives them their meaning.
@@ -48,6 +49,7 @@
 
 #include <atomic>
 #include <climits>
+#include <limits.h>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -98,7 +100,9 @@ struct BarrierBlock {
   uint32_t parties;
   uint32_t count;
   std::atomic<uint32_t> broken;
-  std::atomic<uint32_t> failed_generation;  // the last generation ended by abort/reset/timeout
+  // Bit g % 64: generation g ended by abort, reset or a timeout rather than by its last
+  // arrival (a waiter that looks less than 64 generations late reads its own outcome).
+  std::atomic<uint64_t> failed_generations;
   alignas(16) pthread_mutex_t guard;
 };
 
@@ -129,11 +133,14 @@ void Published(Header& header) {
   if (header.async_waiters.load() != 0) Wake(header.seq);
 }
 
+// Longer than this (about 3,000 years) is for ever: time_t arithmetic cannot overflow.
+constexpr double kForeverMs = 1e14;
+
 struct Deadline {
   double timeout_ms;  // < 0: none; 0: do not wait
   timespec at;
-  explicit Deadline(double ms) : timeout_ms(ms), at{} {
-    if (ms <= 0) return;
+  explicit Deadline(double ms) : timeout_ms(ms >= kForeverMs ? -1 : ms), at{} {
+    if (timeout_ms <= 0) return;
     clock_gettime(CLOCK_MONOTONIC, &at);
     double whole = std::floor(ms / 1000);
     at.tv_sec += static_cast<time_t>(whole);
@@ -274,7 +281,7 @@ void SyncInit(const Napi::CallbackInfo& info) {
       block->parties = static_cast<uint32_t>(arg);
       block->count = 0;
       block->broken.store(0);
-      block->failed_generation.store(UINT32_MAX);
+      block->failed_generations.store(0);
       InitRobustMutex(env, &block->guard, PTHREAD_MUTEX_ERRORCHECK);
       break;
     }
@@ -310,11 +317,10 @@ pid_t OwnerOf(const pthread_mutex_t& mutex) {
 bool HeldRobustMutexIn(const void* segment) {
   const Header* header = static_cast<const Header*>(segment);
   if (__atomic_load_n(&header->magic, __ATOMIC_ACQUIRE) != kMagic) return false;
-  pid_t self = gettid();
-  switch (header->kind) {
-    case kMutex: case kRLock: return OwnerOf(reinterpret_cast<const MutexBlock*>(header)->mutex) == self;
-    default: return false;  // a barrier's guard is never held across calls
-  }
+  if (header->kind != kMutex && header->kind != kRLock) return false;  // a barrier's guard is never held across calls
+  pid_t owner = OwnerOf(reinterpret_cast<const MutexBlock*>(header)->mutex);
+  // Held by a thread of this process that is still alive (tgkill with signal 0 only checks).
+  return owner != 0 && (owner == gettid() || syscall(SYS_tgkill, getpid(), owner, 0) == 0);
 }
 
 namespace {
@@ -408,15 +414,17 @@ Napi::Value SemAcquire(const Napi::CallbackInfo& info) {
 }
 
 // semRelease(buffer, n): false, posting nothing, when n more would pass the bound.
-// Like CPython's BoundedSemaphore, the bound check and the posts are not one atomic step.
+// Like CPython's BoundedSemaphore, the checks and the posts are not one atomic step.
 Napi::Value SemRelease(const Napi::CallbackInfo& info) {
   SemaphoreBlock* block = BlockOf<SemaphoreBlock>(info, kSemaphore);
   int32_t n = ArgInt32(info, 1);
-  if (block->max >= 0) {
-    int value = 0;
-    sem_getvalue(&block->sem, &value);
-    if (static_cast<int64_t>(value) + n > block->max) return Napi::Boolean::New(info.Env(), false);
+  int value = 0;
+  sem_getvalue(&block->sem, &value);
+  if (block->max >= 0 && static_cast<int64_t>(value) + n > block->max) {
+    return Napi::Boolean::New(info.Env(), false);
   }
+  // All or nothing: not some of the posts before EOVERFLOW.
+  if (static_cast<int64_t>(value) + n > SEM_VALUE_MAX) ThrowErrno(info.Env(), EOVERFLOW, "sem_post");
   for (int32_t i = 0; i < n; i++) {
     if (sem_post(&block->sem) == -1) ThrowErrno(info.Env(), errno, "sem_post");
   }
@@ -446,15 +454,18 @@ Napi::Value EventIsSet(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), BlockOf<EventBlock>(info, kEvent)->flag.load() != 0);
 }
 
-// eventWait(buffer, timeoutMs): whether the flag was set.
+// eventWait(buffer, timeoutMs): whether the flag was set, or set() was called meanwhile (as
+// in CPython, a set() followed at once by clear() still wakes the waiters). Only set()
+// changes an Event's seq.
 Napi::Value EventWait(const Napi::CallbackInfo& info) {
   EventBlock* block = BlockOf<EventBlock>(info, kEvent);
   Deadline deadline(ArgTimeout(info, 1));
+  uint32_t start = block->header.seq.load();
   for (;;) {
     uint32_t seen = block->header.seq.load();
-    if (block->flag.load() != 0) return Napi::Boolean::New(info.Env(), true);
+    if (block->flag.load() != 0 || seen != start) return Napi::Boolean::New(info.Env(), true);
     if (deadline.none() || !FutexWaitUntil(block->header.seq, seen, deadline)) {
-      return Napi::Boolean::New(info.Env(), block->flag.load() != 0);
+      return Napi::Boolean::New(info.Env(), block->flag.load() != 0 || block->header.seq.load() != start);
     }
   }
 }
@@ -469,18 +480,25 @@ class BarrierGuard {
     if (r == EOWNERDEAD) {
       block->broken.store(1);
       r = pthread_mutex_consistent(&block->guard);
+      if (r != 0) pthread_mutex_unlock(&block->guard);
     }
     Check(env, r, "pthread_mutex_lock");
   }
   ~BarrierGuard() { pthread_mutex_unlock(&block_->guard); }
 
-  // Ends the current generation as a failure: its waiters see the barrier broken.
-  void FailGeneration() {
-    block_->failed_generation.store(block_->header.seq.load());
+  // Starts the next generation: by the last arrival, or as a failure of the current one
+  // (whose waiters then see the barrier broken).
+  void NextGeneration(bool failed) {
+    uint32_t current = block_->header.seq.load();
+    uint64_t mask = block_->failed_generations.load() & ~Bit(current + 1);
+    block_->failed_generations.store(failed ? mask | Bit(current) : mask & ~Bit(current));
     block_->count = 0;
     block_->header.seq.fetch_add(1);
     Wake(block_->header.seq);
   }
+  void FailGeneration() { NextGeneration(true); }
+
+  static uint64_t Bit(uint32_t generation) { return uint64_t{1} << (generation % 64); }
 
  private:
   BarrierBlock* block_;
@@ -495,11 +513,7 @@ Napi::Value BarrierArrive(const Napi::CallbackInfo& info) {
   if (block->broken.load() != 0) return env.Null();
   uint32_t generation = block->header.seq.load();
   uint32_t index = block->count++;
-  if (block->count == block->parties) {
-    block->count = 0;
-    block->header.seq.fetch_add(1);
-    Wake(block->header.seq);
-  }
+  if (block->count == block->parties) guard.NextGeneration(false);
   Napi::Array out = Napi::Array::New(env, 2);
   out[0u] = Int(env, index);
   out[1u] = Int(env, generation);
@@ -509,7 +523,7 @@ Napi::Value BarrierArrive(const Napi::CallbackInfo& info) {
 // barrierPoll(buffer, generation): 0 still waiting, 1 passed, 2 broken.
 int BarrierOutcome(BarrierBlock* block, uint32_t generation) {
   if (block->header.seq.load() == generation) return 0;
-  return block->failed_generation.load() == generation ? 2 : 1;
+  return (block->failed_generations.load() & BarrierGuard::Bit(generation)) != 0 ? 2 : 1;
 }
 
 Napi::Value BarrierPoll(const Napi::CallbackInfo& info) {

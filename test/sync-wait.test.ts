@@ -250,11 +250,15 @@ describe('forkwise/sync waiting primitives', function () {
       assert.deepEqual(c.handle, { kind: 'Condition', name: c.handle.name, lock: m.handle });
       assert.deepEqual(JSON.parse(JSON.stringify(c.handle)), c.handle);
       const d = new Condition();
-      assert.ok(d.lock instanceof RLock);
+      assert.ok(d.lock instanceof Mutex, 'a Mutex, so that async tasks of one thread queue on it');
       d.acquire();
-      d.acquire(); // an RLock: recursion is fine
+      assert.throws(() => d.acquire(), { code: 'EDEADLK' });
       d.release();
-      d.release();
+      const r = new Condition(new RLock());
+      r.acquire();
+      r.acquire(); // an RLock: recursion is fine
+      r.release();
+      r.release();
       assert.throws(() => new Condition({} as any), TypeError);
       assert.throws(() => Condition.fromHandle(m.handle as any), (e: unknown) => e instanceof TypeError && codeOf(e) === 'ERR_INVALID_ARG_VALUE');
     });

@@ -4,7 +4,7 @@ import { native } from '../posix/native';
 import { validateInteger, validateObject } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { asyncWaitOptions, FOREVER, validateTimeout, waitAsync, type AsyncWaitOptions } from './waiting';
+import { asyncWaitOptions, FOREVER, validateSignal, validateTimeout, waitAsync, type AsyncWaitOptions } from './waiting';
 
 /** The barrier was aborted, reset while waiting, or broken by a waiter's timeout. */
 export class BrokenBarrierError extends ForkwiseError {
@@ -54,6 +54,7 @@ export class Barrier {
   async waitAsync(options?: number | AsyncWaitOptions): Promise<number> {
     const { timeout, signal } = validateObject(asyncWaitOptions(options) ?? {}, 'options') as AsyncWaitOptions;
     const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'options.timeout');
+    validateSignal(signal); // before arriving: a bad argument must not break the barrier
     const buffer = this.segment.buffer;
     const [index, generation] = this.arrive();
     const poll = (): number | null => {

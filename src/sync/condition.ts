@@ -33,12 +33,16 @@ export class Condition {
   readonly lock: Lock;
   private readonly segment: SharedMemory;
 
+  /**
+   * `lock` defaults to a new Mutex (CPython's default is an RLock): an RLock belongs to a
+   * thread, so the async tasks of one thread would all hold it at once.
+   */
   constructor(lock?: Lock) {
     if (lock !== undefined && !(lock instanceof Mutex) && !(lock instanceof RLock)) {
       throw invalidArgType('lock', 'an instance of Mutex or RLock', lock);
     }
     this.segment = segmentFor('Condition');
-    this.lock = lock ?? new RLock();
+    this.lock = lock ?? new Mutex();
   }
 
   acquire(options?: AcquireOptions): boolean {
@@ -88,12 +92,18 @@ export class Condition {
     const buffer = this.segment.buffer;
     const [held, ticket] = this.giveUpLock();
     let notified = false;
+    let failed = false;
     try {
       const claim = (): true | null => (native.condWait(buffer, ticket, 0) ? true : null);
       notified = (await waitAsync(buffer, claim, asyncWaitOptions(options))) ?? false;
+    } catch (error) {
+      failed = true;
+      throw error;
     } finally {
       for (let i = 0; i < held; i++) await this.lock.acquireAsync();
       if (!notified) notified = native.condGiveUp(buffer, ticket);
+      // Aborted, but a notification was ours meanwhile: pass it on rather than lose it.
+      if (failed && notified) native.condNotify(buffer, 1);
     }
     return notified;
   }

@@ -33,7 +33,10 @@ export class Event {
     return native.eventIsSet(this.segment.buffer);
   }
 
-  /** Blocks the calling thread until the flag is set; false if `timeout` ms passed first. */
+  /**
+   * Blocks the calling thread until the flag is set (or `set()` is called, even if `clear()`
+   * follows); false if `timeout` ms passed first.
+   */
   wait(timeout?: number): boolean {
     return native.eventWait(this.segment.buffer, validateTimeout(timeout, 'timeout'));
   }
@@ -41,9 +44,9 @@ export class Event {
   /** Waits without blocking the event loop; resolves false if the timeout passed first. */
   waitAsync(options?: number | AsyncWaitOptions): Promise<boolean> {
     const buffer = this.segment.buffer;
-    return waitAsync(buffer, () => (native.eventIsSet(buffer) ? true : null), asyncWaitOptions(options)).then(
-      (set) => set ?? false,
-    );
+    const start = native.syncSeq(buffer); // set() moves it, even if clear() follows at once
+    const wasSet = (): true | null => (native.eventIsSet(buffer) || native.syncSeq(buffer) !== start ? true : null);
+    return waitAsync(buffer, wasSet, asyncWaitOptions(options)).then((set) => set ?? false);
   }
 
   get handle(): PrimitiveHandle<'Event'> {

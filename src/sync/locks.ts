@@ -19,8 +19,11 @@ abstract class RobustLock {
   /** The shared memory holding the lock. */
   protected readonly segment: SharedMemory;
   readonly #buffer: ArrayBuffer;
+  // What this thread holds, and in which process: a forked child inherits these fields but
+  // not the parent's hold (nor its recovery), as CPython resets its locks after a fork.
+  #held = 0;
   #recovered = false;
-  [heldCount] = 0;
+  #pid = 0;
 
   protected constructor(private readonly kind: 'Mutex' | 'RLock') {
     this.segment = segmentFor(kind);
@@ -50,8 +53,13 @@ abstract class RobustLock {
   /** Releases the lock. Throws EPERM when this thread does not hold it. */
   release(): void {
     native.mutexRelease(this.#buffer);
-    if (this[heldCount] > 0) this[heldCount]--;
+    if (this[heldCount] > 0) this.#held--;
     this.#recovered = false;
+  }
+
+  /** How many times this thread holds the lock through this object. */
+  get [heldCount](): number {
+    return this.#pid === process.pid ? this.#held : 0;
   }
 
   /** Whether some thread (of any process) holds the lock. */
@@ -70,7 +78,7 @@ abstract class RobustLock {
 
   /** True when the last acquire found the previous owner dead; see `markConsistent()`. */
   get recovered(): boolean {
-    return this.#recovered;
+    return this.#recovered && this.#pid === process.pid;
   }
 
   /**
@@ -103,8 +111,12 @@ abstract class RobustLock {
 
   private took(outcome: number): boolean {
     if (outcome < 0) return false;
-    this[heldCount]++;
-    if (outcome === 1) this.#recovered = true;
+    if (this.#pid !== process.pid) {
+      this.#pid = process.pid;
+      this.#held = 0;
+    }
+    this.#held++;
+    this.#recovered = outcome === 1;
     return true;
   }
 }

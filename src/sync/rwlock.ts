@@ -18,10 +18,12 @@ import { acquireTimeout, runHolding, waitAsync, type AcquireOptions, type AsyncW
  */
 export class RWLock {
   private readonly segment: SharedMemory;
-  // What this object's thread holds: a reader count, or the write lock. pthread does not
-  // check a reader's unlock, so an unmatched release is refused here.
-  private reading = 0;
-  private writing = false;
+  // What this object's thread holds: a reader count, or the write lock, in process `pid` (a
+  // forked child does not hold what its parent held). pthread does not check a reader's
+  // unlock, so an unmatched release is refused here.
+  private readers = 0;
+  private writer = false;
+  private pid = 0;
 
   constructor() {
     this.segment = segmentFor('RWLock');
@@ -46,13 +48,13 @@ export class RWLock {
   releaseRead(): void {
     if (this.reading === 0) throw notHeld();
     native.rwlockRelease(this.segment.buffer);
-    this.reading--;
+    this.readers--;
   }
 
   releaseWrite(): void {
     if (!this.writing) throw notHeld();
     native.rwlockRelease(this.segment.buffer);
-    this.writing = false;
+    this.writer = false;
   }
 
   /** The write lock, as `acquireWrite`. */
@@ -101,10 +103,23 @@ export class RWLock {
     return waitAsync(buffer, attempt, options).then((taken) => taken === true);
   }
 
+  private get reading(): number {
+    return this.pid === process.pid ? this.readers : 0;
+  }
+
+  private get writing(): boolean {
+    return this.pid === process.pid && this.writer;
+  }
+
   private took(write: boolean, outcome: number): boolean {
     if (outcome !== 0) return false;
-    if (write) this.writing = true;
-    else this.reading++;
+    if (this.pid !== process.pid) {
+      this.pid = process.pid;
+      this.readers = 0;
+      this.writer = false;
+    }
+    if (write) this.writer = true;
+    else this.readers++;
     return true;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Value and SharedArray: numbers in shared memory, as CPython's multiprocessing.Value and
- * Array, each with an optional lock (an RLock by default).
+ * Array, each with an optional lock (a Mutex by default).
  */
 import { invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateInteger, validateObject } from '../posix/validate';
@@ -27,7 +27,10 @@ type ElementOf<T extends ElementType> = T extends 'int64' | 'uint64' ? bigint : 
 const typeNames = Object.keys(arrayTypes) as ElementType[];
 
 export interface ValueOptions {
-  /** true (default): a new RLock; false: none; or a Mutex/RLock of yours. */
+  /**
+   * true (default): a new Mutex (CPython makes an RLock, which the async tasks of one thread
+   * would all hold at once); false: none; or a Mutex/RLock of yours.
+   */
   lock?: boolean | Lock;
 }
 
@@ -74,7 +77,7 @@ function validateType(type: unknown): ElementType {
 
 function lockOption(options: ValueOptions | undefined): Lock | null {
   const { lock = true } = validateObject(options ?? {}, 'options') as ValueOptions;
-  if (lock === true) return new RLock();
+  if (lock === true) return new Mutex();
   if (lock === false) return null;
   if (lock instanceof Mutex || lock instanceof RLock) return lock;
   throw invalidArgType('options.lock', 'a boolean, a Mutex or an RLock', lock);
@@ -164,7 +167,7 @@ function toElement(type: ElementType, value: unknown): number | bigint {
 
 /** What a SharedArray adds to its typed array. */
 export interface SharedArrayExtras {
-  /** The lock given at creation (an RLock by default). */
+  /** The lock given at creation (a Mutex by default). */
   getLock(): Lock;
   readonly handle: ValueHandle;
 }

@@ -33,6 +33,12 @@ export function validateTimeout(value: unknown, name: string): number {
   return value;
 }
 
+export function validateSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
+  }
+}
+
 /** `{ blocking, timeout }` of a synchronous acquire, as a native timeout. */
 export function acquireTimeout(options: AcquireOptions | undefined): number {
   const { blocking = true, timeout } = validateObject(options ?? {}, 'options') as AcquireOptions;
@@ -71,9 +77,7 @@ export function waitAsync<T>(
   return new Promise<T | null>((resolve, reject) => {
     const { signal, timeout: given } = validateObject(options ?? {}, 'options') as AsyncWaitOptions;
     const timeout = validateTimeout(given, 'options.timeout');
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
-    }
+    validateSignal(signal);
     if (signal?.aborted) return reject(abortError(signal));
     const deadline = timeout === FOREVER ? Infinity : performance.now() + timeout;
     let watch: NativeSeqWatch | undefined;
