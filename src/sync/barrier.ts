@@ -16,6 +16,10 @@ export class BrokenBarrierError extends ForkwiseError {
 
 const PASSED = 1;
 
+export interface BarrierHandle extends PrimitiveHandle<'Barrier'> {
+  timeout: number | null;
+}
+
 /**
  * `parties` threads or processes call `wait()`; all return together, each with its arrival
  * index. A waiter's timeout breaks the barrier for everyone (as in CPython); so does
@@ -95,12 +99,14 @@ export class Barrier {
     return native.barrierState(this.segment.buffer)[2];
   }
 
-  get handle(): PrimitiveHandle<'Barrier'> {
-    return { kind: 'Barrier', name: this.segment.name };
+  /** With the default timeout of `wait` (`null`: none), which the other side keeps. */
+  get handle(): BarrierHandle {
+    return { kind: 'Barrier', name: this.segment.name, timeout: this.timeout === FOREVER ? null : this.timeout };
   }
 
-  static fromHandle(handle: PrimitiveHandle): Barrier {
-    return fromHandle(handle, 'Barrier', 'Barrier', () => new Barrier(1));
+  static fromHandle(handle: BarrierHandle): Barrier {
+    const timeout = (handle as Partial<BarrierHandle> | null)?.timeout ?? undefined;
+    return fromHandle(handle, 'Barrier', 'Barrier', () => new Barrier(1, { timeout }));
   }
 
   private arrive(): [index: number, generation: number] {
