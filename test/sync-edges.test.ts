@@ -111,6 +111,16 @@ describe('forkwise/sync edge cases', function () {
     await second;
   });
 
+  it("a Barrier attached by handle keeps the creator's default timeout", () => {
+    const barrier = new Barrier(2, { timeout: 40 });
+    assert.deepEqual(JSON.parse(JSON.stringify(barrier.handle)), barrier.handle);
+    const attached = Barrier.fromHandle(barrier.handle);
+    const started = performance.now();
+    assert.throws(() => attached.wait(), BrokenBarrierError);
+    const took = performance.now() - started;
+    assert.ok(took >= 39 && took < 1000, `took ${took} ms`);
+  });
+
   it('a bad argument to Barrier.waitAsync does not break the barrier', async () => {
     const barrier = new Barrier(2);
     await assert.rejects(barrier.waitAsync({ signal: 'no' as never }), { code: 'ERR_INVALID_ARG_TYPE' });
