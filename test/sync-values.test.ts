@@ -163,7 +163,7 @@ describe('forkwise/sync Value and SharedArray', function () {
     });
 
     it('bad input -> clear errors', () => {
-      for (const t of ['int128', 'Int32', '', 5, null, undefined]) {
+      for (const t of ['int128', 'Int32', '', 'toString', '__proto__', 5, null, undefined]) {
         assert.throws(() => new Value(t as any), (e: unknown) => (e instanceof TypeError || e instanceof RangeError) && /^ERR_/.test(codeOf(e) ?? ''), String(t));
       }
       assert.throws(() => new Value('int32', 'x' as any), TypeError);

@@ -27,12 +27,13 @@ export interface PrimitiveHandle<K extends string = string> {
 // One page each: the pthread objects and the futex words need far less.
 const SEGMENT_SIZE = 4096;
 
-/**
- * The segment for a new primitive of `kind`, initialised by native code, or the one that
- * `fromHandle` attached (handed over through `adopt`).
- */
+// The segment that fromHandle attached, for the constructor it calls to take over.
 let adopted: SharedMemory | undefined;
 
+/**
+ * The segment for a new primitive of `kind`, initialised by native code, or the one that
+ * `fromHandle` attached.
+ */
 export function segmentFor(kind: KindName, arg?: number, bound?: number): SharedMemory {
   if (adopted) {
     const segment = adopted;

@@ -71,7 +71,7 @@ function attach(handle: unknown, kindName: 'Value' | 'SharedArray'): { segment: 
 
 function validateType(type: unknown): ElementType {
   if (typeof type !== 'string') throw invalidArgType('type', 'of type string', type);
-  if (!(type in arrayTypes)) throw invalidArgValue('type', type, `must be one of ${typeNames.join(', ')}`);
+  if (!Object.hasOwn(arrayTypes, type)) throw invalidArgValue('type', type, `must be one of ${typeNames.join(', ')}`);
   return type as ElementType;
 }
 
