@@ -18,6 +18,15 @@ uv_loop_t* LoopOf(Napi::Env env) {
   return loop;
 }
 
+void CallBack(Napi::Env env, Napi::Function fn, bool make_callback) {
+  napi_value result;
+  if (make_callback) {
+    napi_make_callback(env, nullptr, env.Global(), fn, 0, nullptr, &result);
+  } else {
+    napi_call_function(env, env.Undefined(), fn, 0, nullptr, &result);
+  }
+}
+
 // Helper threads (waitpidAsync's fallback, the asynchronous waits of sync.cc) may outlive
 // the environment that started them. If that was a worker, and the only one to load the
 // addon, Node would unload the library under them when it ends: keep it loaded for good.

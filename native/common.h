@@ -53,6 +53,11 @@ auto RetryOnEintr(F call) -> decltype(call()) {
 
 uv_loop_t* LoopOf(Napi::Env env);
 
+// Calls `fn` from a thread-safe function or a libuv callback, through plain Node-API: a call
+// made while a worker is being torn down fails, and must not turn into a C++ exception
+// (nothing could catch it there). An exception thrown by `fn` is Node's to report.
+void CallBack(Napi::Env env, Napi::Function fn, bool make_callback = false);
+
 // Area initialisers, one per source file.
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitFork(Napi::Env env, Napi::Object exports);

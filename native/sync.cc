@@ -699,9 +699,9 @@ class SeqWatch : public Napi::ObjectWrap<SeqWatch> {
       state->header->async_waiters.fetch_sub(1);
       std::lock_guard<std::mutex> guard(state->gate);
       if (state->env_gone) return;
-      state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
+      state->notify.BlockingCall([state](Napi::Env env, Napi::Function callback) {
         if (state->owner) state->owner->Finish();
-        if (!state->cancelled) callback.Call({});
+        if (!state->cancelled) CallBack(env, callback);
       });
       state->notify.Release();
     }).detach();

@@ -100,10 +100,10 @@ class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
         RetryOnEintr([&] { return waitid(P_PID, pid, &si, WEXITED | WNOWAIT); });
         std::lock_guard<std::mutex> guard(state->gate);
         if (state->env_gone) return;
-        state->notify.BlockingCall([state](Napi::Env, Napi::Function callback) {
+        state->notify.BlockingCall([state](Napi::Env env, Napi::Function callback) {
           if (state->cancelled) return;
           state->delivered = true;
-          callback.Call({});
+          CallBack(env, callback);
         });
         state->notify.Release();
       }).detach();
@@ -120,7 +120,7 @@ class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
     self->Stop();
-    self->callback_.MakeCallback(env.Global(), {});
+    CallBack(env, self->callback_.Value(), /*make_callback=*/true);
   }
 
   void Stop(bool finalizing = false) {

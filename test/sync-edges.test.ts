@@ -121,11 +121,36 @@ describe('forkwise/sync edge cases', function () {
     assert.ok(took >= 39 && took < 1000, `took ${took} ms`);
   });
 
-  it('a bad argument to Barrier.waitAsync does not break the barrier', async () => {
+  it('a bad argument or an aborted signal given to Barrier.waitAsync leaves the barrier alone', async () => {
     const barrier = new Barrier(2);
     await assert.rejects(barrier.waitAsync({ signal: 'no' as never }), { code: 'ERR_INVALID_ARG_TYPE' });
+    await assert.rejects(barrier.waitAsync({ signal: AbortSignal.abort() }), { name: 'AbortError' });
     assert.equal(barrier.broken, false);
     assert.equal(barrier.nWaiting, 0);
+  });
+
+  it('a Condition.waitAsync pending at fork() waits in the child too: notifyAll wakes both', async () => {
+    const cond = new Condition();
+    await cond.acquireAsync();
+    const waiting = cond.waitAsync(5000);
+    const pid = children.track(fork());
+    if (pid === 0) {
+      waiting.then(
+        (notified) => {
+          cond.release();
+          process.exit(notified ? 0 : 1);
+        },
+        () => process.exit(2),
+      );
+      return new Promise(() => {});
+    }
+    await sleep(100); // the child counts itself as a waiter
+    cond.acquire();
+    cond.notifyAll();
+    cond.release();
+    assert.equal(await waiting, true);
+    cond.release();
+    assert.deepEqual(await children.wait(pid), { pid, status: 0, kind: 'exited', exitCode: 0 });
   });
 
   it('timeouts too large for time_t wait for ever, without spinning', async () => {

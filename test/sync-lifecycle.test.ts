@@ -90,6 +90,20 @@ describe('forkwise/sync waits across fork and worker exit', function () {
   });
 });
 
+describe('workers ended while their asynchronous waits are being woken', () => {
+  for (const how of ['terminate', 'exit']) {
+    it(`${how === 'exit' ? 'process.exit() in the worker' : 'worker.terminate()'}: the process survives`, async () => {
+      const outcome = await runNode('sync-terminate-busy-workers.js', [how], { timeoutMs: 60000 });
+      assert.deepEqual({ ...outcome, stderr: outcome.stderr.slice(0, 500) }, {
+        code: 0,
+        signal: null,
+        stdout: 'survived\n',
+        stderr: '',
+      });
+    }).timeout(70000);
+  }
+});
+
 describe('helper threads outliving a worker that alone loaded the addon', () => {
   for (const mode of ['sync', 'waitpid']) {
     it(`${mode === 'sync' ? 'an acquireAsync' : "waitpidAsync's thread fallback"}: the process survives the thread's wake-up`, async () => {

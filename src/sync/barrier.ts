@@ -1,5 +1,5 @@
 /** Barrier: parties wait for each other, as CPython's threading.Barrier, across processes. */
-import { ForkwiseError } from '../posix/errors';
+import { abortError, ForkwiseError } from '../posix/errors';
 import { native } from '../posix/native';
 import { validateInteger, validateObject } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
@@ -59,6 +59,7 @@ export class Barrier {
     const { timeout, signal } = validateObject(asyncWaitOptions(options) ?? {}, 'options') as AsyncWaitOptions;
     const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'options.timeout');
     validateSignal(signal); // before arriving: a bad argument must not break the barrier
+    if (signal?.aborted) throw abortError(signal);
     const buffer = this.segment.buffer;
     const [index, generation] = this.arrive();
     const poll = (): number | null => {

@@ -90,20 +90,28 @@ export class Condition {
   /** As `wait`, without blocking the event loop. */
   async waitAsync(options?: number | AsyncWaitOptions): Promise<boolean> {
     const buffer = this.segment.buffer;
-    const [held, ticket] = this.giveUpLock();
+    const [held, firstTicket] = this.giveUpLock();
+    let ticket = firstTicket;
     let notified = false;
     let failed = false;
     try {
       const claim = (): true | null => (native.condWait(buffer, ticket, 0) ? true : null);
-      notified = (await waitAsync(buffer, claim, asyncWaitOptions(options))) ?? false;
+      // A forked child that inherits the wait is one more waiter, counted from then on.
+      const inForkedChild = (): void => {
+        ticket = native.condPrepare(buffer);
+      };
+      notified = (await waitAsync(buffer, claim, asyncWaitOptions(options), { inForkedChild })) ?? false;
     } catch (error) {
       failed = true;
       throw error;
     } finally {
-      for (let i = 0; i < held; i++) await this.lock.acquireAsync();
-      if (!notified) notified = native.condGiveUp(buffer, ticket);
-      // Aborted, but a notification was ours meanwhile: pass it on rather than lose it.
-      if (failed && notified) native.condNotify(buffer, 1);
+      try {
+        for (let i = 0; i < held; i++) await this.lock.acquireAsync();
+      } finally {
+        if (!notified) notified = native.condGiveUp(buffer, ticket);
+        // Aborted, but a notification was ours meanwhile: pass it on rather than lose it.
+        if (failed && notified) native.condNotify(buffer, 1);
+      }
     }
     return notified;
   }

@@ -45,7 +45,9 @@ abstract class RobustLock {
    */
   acquireAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
     const buffer = this.segment.buffer;
-    return waitAsync(buffer, () => (this.took(this.attempt(0, true)) ? true : null), options, OWNER_DEATH_POLL_MS).then(
+    return waitAsync(buffer, () => (this.took(this.attempt(0, true)) ? true : null), options, {
+      sliceMs: OWNER_DEATH_POLL_MS,
+    }).then(
       (taken) => taken === true,
     );
   }

@@ -65,13 +65,14 @@ afterForkInChild(() => {
 /**
  * Resolves with what `attempt` returns once it returns non-null, or null when the timeout
  * passes. `attempt` runs on this thread and must not block; between attempts a helper thread
- * waits (at most `sliceMs`) for the primitive's sequence word to change.
+ * waits (at most `sliceMs`) for the primitive's sequence word to change. `inForkedChild`
+ * runs in a forked child that inherited the wait, before it goes on there.
  */
 export function waitAsync<T>(
   buffer: ArrayBuffer,
   attempt: () => T | null,
   options: AsyncWaitOptions | undefined,
-  sliceMs = FOREVER,
+  { sliceMs = FOREVER, inForkedChild }: { sliceMs?: number; inForkedChild?: () => void } = {},
 ): Promise<T | null> {
   // Everything, bad arguments included, ends as a rejection: the caller awaits.
   return new Promise<T | null>((resolve, reject) => {
@@ -115,6 +116,7 @@ export function waitAsync<T>(
     };
     const rearm = (): void => {
       watch?.cancel();
+      inForkedChild?.();
       step();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
