@@ -20,7 +20,8 @@ export class PosixError extends Error {
   constructor(errno: number, syscall: string, path?: string, description?: string, errnoName?: string) {
     // Name and text as Node gives them (libuv's: EAGAIN, not its alias EWOULDBLOCK). libuv
     // has no entry for several POSIX errors (ECHILD among them): then the name comes from
-    // os.constants.errno and the text from strerror.
+    // os.constants.errno, or from glibc for the few that it lacks too (ENOTRECOVERABLE), and
+    // the text from strerror.
     const known = getSystemErrorMap().get(-errno);
     const code = known?.[0] ?? errnoNames.get(errno) ?? errnoName ?? `E${errno}`;
     const text = known?.[1] ?? lowerFirst(description) ?? 'unknown error';
