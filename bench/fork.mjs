@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   addonProblem, C_COMMON, cacheDir, check, compileC, growHeap, killRunnerOnSignals, mb, median,
-  now, onPath, printSkipped, root, round, rssAnon, runCommand, runnerFor, table, timingCells,
+  now, onPath, printSkipped, ratio, root, round, rssAnon, runCommand, runnerFor, table, timingCells,
   verdict, writeCache,
 } from './lib.mjs';
 
@@ -341,12 +341,12 @@ async function orchestrate(json) {
   const medians = Object.fromEntries(
     Object.entries(results).map(([name, result]) => [name, median(result.rounds)]),
   );
-  const ratio = (a, b) => (medians[a] && medians[b] ? medians[a] / medians[b] : null);
+  const ratioOf = (a, b) => ratio(medians[a], medians[b]);
   const ratios = {
-    forkVsChildProcess: ratio('child_process', 'fork'),
-    forkVsWorker: ratio('worker', 'fork'),
-    forkOverC: ratio('fork', 'c'),
-    forkOverCLayout: ratio('fork', 'c_layout'),
+    forkVsChildProcess: ratioOf('child_process', 'fork'),
+    forkVsWorker: ratioOf('worker', 'fork'),
+    forkOverC: ratioOf('fork', 'c'),
+    forkOverCLayout: ratioOf('fork', 'c_layout'),
   };
   const summary = {
     node: process.version,
@@ -369,7 +369,7 @@ async function orchestrate(json) {
       roundsMs: results[name]?.rounds.map((ms) => round(ms, 4)) ?? null,
       iterationsPerRound: results[name]?.iterations ?? null,
       parentRss: results[name]?.parent?.rss ?? null,
-      ratioToC: round(ratio(name, 'c'), 2),
+      ratioToC: round(ratioOf(name, 'c'), 2),
       skipped: skipped[name] ?? null,
     })),
     ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round(v, 2)])),

@@ -167,6 +167,8 @@ export const median = (values) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
+/** a / b, or null when either is missing (a contender that did not run). */
+export const ratio = (a, b) => (a != null && b ? a / b : null);
 export const round = (value, digits = 3) => (value == null ? null : Number(value.toFixed(digits)));
 export const ms = (value) => value.toFixed(3);
 export const mb = (bytes) => (bytes == null ? 'n/a' : `${(bytes / 1048576).toFixed(1)} MB`);

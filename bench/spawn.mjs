@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import {
   addonProblem, C_COMMON, check, compileC, growHeap, killRunnerOnSignals, median, now, onPath,
-  printSkipped, round, rssAnon, runCommand, runnerFor, table, timingCells, verdict,
+  printSkipped, ratio, round, rssAnon, runCommand, runnerFor, table, timingCells, verdict,
 } from './lib.mjs';
 
 const PROGRAM = '/bin/true';
@@ -258,7 +258,6 @@ async function orchestrate({ json, bigPass }) {
   }
 
   const medianOf = (set, name) => (set[name] ? median(set[name].rounds) : null);
-  const ratio = (a, b) => (a && b ? a / b : null);
   const m = (name) => medianOf(results, name);
   const ratios = {
     spawnOverC: ratio(m('posix_spawn'), m('c')),

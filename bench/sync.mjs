@@ -19,7 +19,7 @@ import { writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   addonProblem, C_COMMON, check, compileC, killRunnerOnSignals, median, now, onPath,
-  printSkipped, round, runCommand, runnerFor, table, verdict,
+  printSkipped, ratio, round, runCommand, runnerFor, table, verdict,
 } from './lib.mjs';
 
 const PASSES = 3;
@@ -490,7 +490,6 @@ async function orchestrate({ json, uncontended, contended }) {
   }
 
   const m = (name) => (results[name] ? median(results[name].rounds) : null);
-  const ratio = (a, b) => (a != null && b ? a / b : null);
   const ratios = {
     mutexSyncOverC: ratio(m('mutex_sync'), m('c_mutex')),
     mutexAsyncOverSync: ratio(m('mutex_async'), m('mutex_sync')),

@@ -7,7 +7,7 @@ import { native } from '../posix/native';
 import { validateInteger } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { acquireTimeout, FOREVER, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
+import { acquireTimeout, FOREVER, processId, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
 
 /** How often an asynchronous acquire looks for a dead owner, who never signals a release. */
 const OWNER_DEATH_POLL_MS = 100;
@@ -61,7 +61,7 @@ abstract class RobustLock {
 
   /** How many times this thread holds the lock through this object. */
   get [heldCount](): number {
-    return this.#pid === process.pid ? this.#held : 0;
+    return this.#pid === processId ? this.#held : 0;
   }
 
   /** Whether some thread (of any process) holds the lock. */
@@ -80,7 +80,7 @@ abstract class RobustLock {
 
   /** True when the last acquire found the previous owner dead; see `markConsistent()`. */
   get recovered(): boolean {
-    return this.#recovered && this.#pid === process.pid;
+    return this.#recovered && this.#pid === processId;
   }
 
   /**
@@ -113,8 +113,8 @@ abstract class RobustLock {
 
   private took(outcome: number): boolean {
     if (outcome < 0) return false;
-    if (this.#pid !== process.pid) {
-      this.#pid = process.pid;
+    if (this.#pid !== processId) {
+      this.#pid = processId;
       this.#held = 0;
     }
     this.#held++;

@@ -4,7 +4,7 @@ import { PosixError } from '../posix/errors';
 import { native } from '../posix/native';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { acquireTimeout, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
+import { acquireTimeout, processId, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
 
 /**
  * Many readers or one writer, across threads and processes. Writers are not starved: readers
@@ -104,17 +104,17 @@ export class RWLock {
   }
 
   private get reading(): number {
-    return this.pid === process.pid ? this.readers : 0;
+    return this.pid === processId ? this.readers : 0;
   }
 
   private get writing(): boolean {
-    return this.pid === process.pid && this.writer;
+    return this.pid === processId && this.writer;
   }
 
   private took(write: boolean, outcome: number): boolean {
     if (outcome !== 0) return false;
-    if (this.pid !== process.pid) {
-      this.pid = process.pid;
+    if (this.pid !== processId) {
+      this.pid = processId;
       this.readers = 0;
       this.writer = false;
     }

@@ -55,10 +55,14 @@ export function asyncWaitOptions(value: number | AsyncWaitOptions | undefined): 
   return typeof value === 'number' ? { timeout: value } : value;
 }
 
+/** This process's pid, kept current across fork(): reading process.pid costs ~20 ns. */
+export let processId = process.pid;
+
 // Pending asynchronous waits: in a forked child their helper threads are gone, so each one
 // starts a new helper there (and the child's loop is not held by the parent's).
 const pending = new Set<() => void>();
 afterForkInChild(() => {
+  processId = process.pid;
   for (const rearm of [...pending]) rearm();
 });
 
