@@ -7,7 +7,7 @@ import { native } from '../posix/native';
 import { validateInteger } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
-import { acquireTimeout, FOREVER, processId, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
+import { acquireTimeout, processId, runHolding, waitAsync, type AcquireOptions, type AsyncWaitOptions } from './waiting';
 
 /** How often an asynchronous acquire looks for a dead owner, who never signals a release. */
 const OWNER_DEATH_POLL_MS = 100;
@@ -36,7 +36,7 @@ abstract class RobustLock {
    * `recovered` is true.
    */
   acquire(options?: AcquireOptions): boolean {
-    return this.took(this.attempt(options === undefined ? FOREVER : acquireTimeout(options)));
+    return this.took(this.attempt(acquireTimeout(options)));
   }
 
   /**
@@ -44,12 +44,8 @@ abstract class RobustLock {
    * lock is owned by this JavaScript thread, as with `acquire()`.
    */
   acquireAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
-    const buffer = this.segment.buffer;
-    return waitAsync(buffer, () => (this.took(this.attempt(0, true)) ? true : null), options, {
-      sliceMs: OWNER_DEATH_POLL_MS,
-    }).then(
-      (taken) => taken === true,
-    );
+    const attempt = (): true | null => (this.took(this.attempt(0, true)) ? true : null);
+    return waitAsync(this.#buffer, attempt, options, { sliceMs: OWNER_DEATH_POLL_MS }).then((taken) => taken === true);
   }
 
   /** Releases the lock. Throws EPERM when this thread does not hold it. */
@@ -66,7 +62,7 @@ abstract class RobustLock {
 
   /** Whether some thread (of any process) holds the lock. */
   locked(): boolean {
-    return native.mutexLocked(this.segment.buffer);
+    return native.mutexLocked(this.#buffer);
   }
 
   /** Runs `fn` holding the lock (taken with `acquireAsync`), and releases it even on throw. */
@@ -88,7 +84,7 @@ abstract class RobustLock {
    * Releasing a recovered lock without this makes it unusable for everyone.
    */
   markConsistent(): void {
-    native.mutexConsistent(this.segment.buffer);
+    native.mutexConsistent(this.#buffer);
     this.#recovered = false;
   }
 

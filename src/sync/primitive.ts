@@ -4,7 +4,7 @@
  */
 import { invalidArgType, invalidArgValue } from '../posix/errors';
 import { native } from '../posix/native';
-import { SharedMemory } from './shared_memory';
+import { isSegmentName, SharedMemory } from './shared_memory';
 
 /** The kinds of native/sync.cc, as they are stored in a segment's header. */
 export const Kind = {
@@ -68,8 +68,6 @@ export function checkHandle(handle: unknown, kind: string): PrimitiveHandle {
   if (handle === null || typeof handle !== 'object') throw invalidArgType('handle', 'an object', handle);
   const { kind: actual, name } = handle as Partial<PrimitiveHandle>;
   if (actual !== kind) throw invalidArgValue('handle', handle, `is not the handle of a ${kind}`);
-  if (typeof name !== 'string' || !/^[^/\0]{1,200}$/.test(name)) {
-    throw invalidArgValue('handle', handle, 'does not name a segment');
-  }
+  if (!isSegmentName(name)) throw invalidArgValue('handle', handle, 'does not name a segment');
   return { kind: actual, name };
 }

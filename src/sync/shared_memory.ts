@@ -56,7 +56,7 @@ export class SharedMemory {
     validateInteger(size, 'options.size', 1, MAX_SIZE);
     if (name === undefined) {
       sweepSegmentsOfDeadCreators();
-      this.name = `forkwise-${process.pid}-${startTime('self')}-${randomBytes(16).toString('hex')}`;
+      this.name = `${ownedNamePrefix()}${randomBytes(16).toString('hex')}`;
     } else {
       this.name = validateName(name, 'options.name');
     }
@@ -96,6 +96,19 @@ function validateName(name: unknown, argument: string): string {
   if (text.length === 0 || text.length > 200) throw outOfRange(`${argument}.length`, '>= 1 && <= 200', text.length);
   if (text.includes('/')) throw invalidArgValue(argument, text, "must not contain '/'");
   return text;
+}
+
+/** Whether `name` can name a segment: 1 to 200 characters, no '/' (nor NUL). */
+export function isSegmentName(name: unknown): name is string {
+  return typeof name === 'string' && /^[^/\0]{1,200}$/.test(name);
+}
+
+// `forkwise-<pid>-<start time>-`, read from /proc once per process (a forked child has its own).
+let prefix = { pid: 0, text: '' };
+
+function ownedNamePrefix(): string {
+  if (prefix.pid !== process.pid) prefix = { pid: process.pid, text: `forkwise-${process.pid}-${startTime('self')}-` };
+  return prefix.text;
 }
 
 // The addon removes owned names when the environment that made them ends (a worker too,

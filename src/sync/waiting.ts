@@ -41,7 +41,8 @@ export function validateSignal(signal: unknown): void {
 
 /** `{ blocking, timeout }` of a synchronous acquire, as a native timeout. */
 export function acquireTimeout(options: AcquireOptions | undefined): number {
-  const { blocking = true, timeout } = validateObject(options ?? {}, 'options') as AcquireOptions;
+  if (options === undefined) return FOREVER; // the common case, on every acquire
+  const { blocking = true, timeout } = validateObject(options, 'options') as AcquireOptions;
   if (typeof blocking !== 'boolean') throw invalidArgType('options.blocking', 'of type boolean', blocking);
   if (!blocking) {
     if (timeout !== undefined) throw invalidArgValue('options.timeout', timeout, 'cannot be given with blocking: false');
