@@ -64,6 +64,7 @@ export interface NativeBinding {
   setpgid(pid: number, pgid: number): void;
   getsid(pid: number): number;
   setsid(): number;
+  setParentDeathSignal(signo: number): boolean;
   setSignalDispatcher(
     dispatch: (signo: number, code: number, pid: number, uid: number, status: number, missed: number) => void,
   ): void;
