@@ -16,15 +16,27 @@ import { afterForkInChild } from '../posix/child';
 import { encodeReport } from './popen';
 import { currentProcess } from './identity';
 
-let deathPipe: { read: number; write: number } | undefined;
+let deathPipe: { read: number; write: number; users: number } | undefined;
 
-/** The read end children of this process watch (created on first use, kept for life). */
+/**
+ * The read end that a new child of this process watches (the pipe is made on first use);
+ * every call is paired with a `releaseParentDeathFd()` once that child has ended, and the
+ * pipe is closed when no child needs it.
+ */
 export function parentDeathFd(): number {
-  deathPipe ??= (() => {
+  if (!deathPipe) {
     const [read, write] = pipe({ cloexec: true });
-    return { read, write };
-  })();
+    deathPipe = { read, write, users: 0 };
+  }
+  deathPipe.users += 1;
   return deathPipe.read;
+}
+
+export function releaseParentDeathFd(): void {
+  if (!deathPipe || --deathPipe.users > 0) return;
+  close(deathPipe.read);
+  close(deathPipe.write);
+  deathPipe = undefined;
 }
 
 // A forked child holds its parent's pipe: the write end is the parent's to close, the read

@@ -23,7 +23,9 @@ export interface Popen {
   readonly pid: number;
   /** Readable (end-of-file) once the child has ended; open until `close()`. */
   readonly sentinel: number;
-  /** Settles once the child has ended and been reaped. */
+  /** Settles once the child has ended and been reaped (without keeping this process alive). */
+  readonly ended: Promise<ChildEnd>;
+  /** As `ended`, and keeps this process alive until then. */
   wait(): Promise<ChildEnd>;
   /** Blocks up to `timeout` ms (for ever without one); null if the child still runs. */
   waitSync(timeout?: number): ChildEnd | null;
@@ -100,24 +102,27 @@ export class DirectChild implements Popen {
   #end: ChildEnd | undefined;
   #watching = false;
   #closed = false;
-  #settled: Promise<ChildEnd>;
+  readonly ended: Promise<ChildEnd>;
   #resolve!: (end: ChildEnd) => void;
 
+  /** `onEnd` runs once the child has been reaped. */
   constructor(
     readonly pid: number,
     readonly sentinel: number,
     keepAlive: boolean,
+    onEnd: () => void = () => {},
   ) {
     setBlocking(sentinel, false);
-    this.#settled = new Promise((resolve) => {
+    this.ended = new Promise((resolve) => {
       this.#resolve = resolve;
     });
+    void this.ended.then(onEnd);
     if (keepAlive) this.keepAlive(true);
   }
 
   wait(): Promise<ChildEnd> {
     this.keepAlive(true);
-    return this.#settled;
+    return this.ended;
   }
 
   keepAlive(on: boolean): void {

@@ -12,7 +12,7 @@
 import { ForkwiseError } from '../posix/errors';
 import { fork, isForkSafe } from '../posix/fork';
 import { close, pipe } from '../posix/fd';
-import { guardParentDeath, parentDeathFd, runAndExit, takeInheritedDeathFd } from './bootstrap';
+import { guardParentDeath, parentDeathFd, releaseParentDeathFd, runAndExit, takeInheritedDeathFd } from './bootstrap';
 import { DirectChild, type Popen } from './popen';
 
 export interface ForkRequest {
@@ -63,6 +63,7 @@ function forkNow(request: ForkRequest): Popen | undefined {
   } catch (error) {
     close(reportRead);
     close(reportWrite);
+    releaseParentDeathFd();
     throw error;
   }
   if (pid === 0) {
@@ -75,5 +76,5 @@ function forkNow(request: ForkRequest): Popen | undefined {
     return undefined;
   }
   close(reportWrite);
-  return new DirectChild(pid, reportRead, !request.daemon);
+  return new DirectChild(pid, reportRead, !request.daemon, releaseParentDeathFd);
 }

@@ -18,9 +18,9 @@ import { close, pipe, setBlocking } from '../posix/fd';
 import { socketpair } from '../posix/fd_passing';
 import { afterForkInChild } from '../posix/child';
 import { posixSpawn } from '../posix/spawn';
-import { waitpid, waitpidAsync, WNOHANG } from '../posix/wait';
+import { waitpidAsync } from '../posix/wait';
 import { kill } from '../posix/kill';
-import { parentDeathFd } from './bootstrap';
+import { parentDeathFd, releaseParentDeathFd } from './bootstrap';
 import { FrameReader, writeFrame } from './frames';
 import { decodeReport, sleepSync, type ChildEnd, type Popen } from './popen';
 
@@ -41,6 +41,8 @@ export function setForkserverPreload(modules: string[]): void {
 interface Pending {
   /** Whether this child keeps this process alive (not a daemon, or being joined). */
   keepAlive: boolean;
+  /** Whether its pid has come (until then, the request keeps this process alive). */
+  started: boolean;
   onPid(pid: number): void;
   onEnd(end: ChildEnd): void;
   onError(error: Error): void;
@@ -54,19 +56,22 @@ class Forkserver {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #stopped = false;
+  #reaped: Promise<void> | undefined;
 
   constructor() {
     const [here, there] = socketpair();
+    const deathFd = parentDeathFd();
     try {
       this.pid = posixSpawn(
         process.execPath,
-        [process.execPath, '--single-threaded', serverMain, String(there), String(parentDeathFd()), String(process.pid), JSON.stringify(preload)],
+        [process.execPath, '--single-threaded', serverMain, String(there), String(deathFd), String(process.pid), JSON.stringify(preload)],
         undefined,
-        { fileActions: [there, parentDeathFd()].map((fd) => ['dup2', fd, fd] as ['dup2', number, number]) },
+        { fileActions: [there, deathFd].map((fd) => ['dup2', fd, fd] as ['dup2', number, number]) },
       );
     } catch (error) {
       close(here);
       close(there);
+      releaseParentDeathFd();
       throw error;
     }
     close(there);
@@ -77,8 +82,7 @@ class Forkserver {
     this.#socket.on('error', () => this.#lost());
     this.#socket.on('close', () => this.#lost());
     this.#socket.unref();
-    // Reaped when it ends (it ends with this process's end of the socket).
-    waitpidAsync(this.pid).catch(() => {});
+
   }
 
   request(payload: Buffer, pending: Pending): void {
@@ -101,6 +105,7 @@ class Forkserver {
       const pending = this.#pending.get(id);
       if (!pending) continue;
       if (pid !== undefined) {
+        pending.started = true;
         pending.onPid(pid);
       } else if (exitCode !== undefined) {
         this.#pending.delete(id);
@@ -131,10 +136,10 @@ class Forkserver {
     this.#updateRef();
   }
 
-  // A running non-daemon child keeps this process alive; the server alone never does.
+  // A request or a running non-daemon child keeps this process alive; the server alone never does.
   #updateRef(): void {
     if (this.#stopped) return;
-    const needed = [...this.#pending.values()].some((p) => p.keepAlive);
+    const needed = [...this.#pending.values()].some((p) => p.keepAlive || !p.started);
     if (needed) this.#socket.ref();
     else this.#socket.unref();
   }
@@ -147,6 +152,13 @@ class Forkserver {
     for (const pending of this.#pending.values()) pending.onError(gone);
     this.#pending.clear();
     this.#socket.destroy();
+    this.#reap();
+  }
+
+  // Watched only once it is ending: a watch would keep this process alive.
+  #reap(): Promise<void> {
+    this.#reaped ??= waitpidAsync(this.pid).then(releaseParentDeathFd, releaseParentDeathFd);
+    return this.#reaped;
   }
 
   /** Ends the server (its children die with it) and waits until it is reaped. */
@@ -157,7 +169,7 @@ class Forkserver {
     } catch {
       // already gone
     }
-    await waitpidAsync(this.pid).catch(() => waitpid(this.pid, WNOHANG));
+    await this.#reap();
   }
 }
 
@@ -182,7 +194,7 @@ class ForkserverChild implements Popen {
   readonly sentinel: number;
   #sentinelWrite: number | undefined;
   #end: ChildEnd | undefined;
-  #settled: Promise<ChildEnd>;
+  readonly ended: Promise<ChildEnd>;
   #resolve!: (end: ChildEnd) => void;
   #closed = false;
 
@@ -191,13 +203,13 @@ class ForkserverChild implements Popen {
     private readonly pending: Pending,
     readonly pid: number,
   ) {
-    [this.sentinel, this.#sentinelWrite] = pipe({ cloexec: true });
-    this.#settled = new Promise((resolve) => {
+    [this.sentinel, this.#sentinelWrite] = pipe({ cloexec: true, nonblock: true });
+    this.ended = new Promise((resolve) => {
       this.#resolve = resolve;
     });
   }
 
-  ended(end: ChildEnd): void {
+  finish(end: ChildEnd): void {
     this.#end = end;
     if (this.#sentinelWrite !== undefined) close(this.#sentinelWrite);
     this.#sentinelWrite = undefined;
@@ -206,7 +218,7 @@ class ForkserverChild implements Popen {
 
   wait(): Promise<ChildEnd> {
     this.keepAlive(true);
-    return this.#settled;
+    return this.ended;
   }
 
   waitSync(timeout?: number): ChildEnd | null {
@@ -245,13 +257,14 @@ export function startForkserver(payload: Buffer, daemon: boolean): Promise<Popen
     let child: ForkserverChild | undefined;
     const pending: Pending = {
       keepAlive: !daemon,
+      started: false,
       onPid: (pid) => {
         child = new ForkserverChild(current, pending, pid);
         resolve(child);
       },
-      onEnd: (end) => child?.ended(end),
+      onEnd: (end) => child?.finish(end),
       // The server died under its children: they died with it (PR_SET_PDEATHSIG).
-      onError: (error) => (child ? child.ended({ exitCode: -9 }) : reject(error)),
+      onError: (error) => (child ? child.finish({ exitCode: -9 }) : reject(error)),
     };
     current.request(payload, pending);
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Socket } from 'node:net';
 import { close, pipe } from '../posix/fd';
 import { posixSpawn } from '../posix/spawn';
-import { parentDeathFd } from './bootstrap';
+import { parentDeathFd, releaseParentDeathFd } from './bootstrap';
 import { DirectChild, type Popen } from './popen';
 
 const spawnMain = join(__dirname, 'spawn_main.js');
@@ -35,6 +35,7 @@ export function startSpawn(payload: Buffer, daemon: boolean): Popen {
     );
   } catch (error) {
     for (const fd of [payloadRead, payloadWrite, reportRead, reportWrite]) close(fd);
+    releaseParentDeathFd();
     throw error;
   }
   close(payloadRead);
@@ -43,5 +44,5 @@ export function startSpawn(payload: Buffer, daemon: boolean): Popen {
   const writer = new Socket({ fd: payloadWrite, readable: false, writable: true });
   writer.on('error', () => writer.destroy());
   writer.end(payload);
-  return new DirectChild(pid, reportRead, !daemon);
+  return new DirectChild(pid, reportRead, !daemon, releaseParentDeathFd);
 }

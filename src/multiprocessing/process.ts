@@ -10,6 +10,7 @@ import { validateBoolean, validateObject } from '../posix/validate';
 import type { Signal } from '../posix/signals';
 import { currentProcess, becomeProcess } from './identity';
 import { makePayload } from './payload';
+import { describeTarget, loadTarget } from '../messaging/task';
 import type { ChildEnd, Popen } from './popen';
 import { checkForkSafe, startFork } from './popen_fork';
 import { startSpawn } from './popen_spawn';
@@ -84,7 +85,9 @@ export class Process {
 
   /** What the child runs: `target(...args)`. Override it in a subclass. */
   run(): unknown {
-    if (typeof this.#target === 'function') return this.#target(...this.#args);
+    const target = this.#target;
+    if (typeof target === 'function') return target(...this.#args);
+    if (target) return loadTarget(describeTarget(target, 'options.target')).then((fn) => fn(...this.#args));
     return undefined;
   }
 
@@ -150,7 +153,7 @@ export class Process {
     this.#starting = Promise.resolve(popen).then(
       (started) => {
         this.#popen = started;
-        void started.wait().then((end) => this.#ended(end));
+        void started.ended.then((end) => this.#ended(end));
       },
       (error: unknown) => {
         this.#startError = error;
