@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BoundedSemaphore, Mutex, RLock, RWLock, Semaphore, SharedMemory, Value } from 'forkwise/sync';
+import { BoundedSemaphore, Event, Mutex, RLock, RWLock, Semaphore, SharedMemory, Value } from 'forkwise/sync';
 import { runNode } from './helpers';
 import { Children, codeOf, elapsedMs, runWorker, sleep, sleepSync, spinUntil, testName, until } from './sync-helpers';
 
@@ -289,17 +289,22 @@ describe('forkwise/sync locks', function () {
     it('acquireAsync in a worker thread waits for the main thread\'s release', async () => {
       const m = new Mutex();
       m.acquire();
+      const started = new Event();
       const w = runWorker<{ got: boolean; ms: number; ticks: number }>(
         `const m = sync.Mutex.fromHandle(workerData.h);
          let ticks = 0;
          const timer = setInterval(() => ticks++, 10);
          const t0 = Date.now();
-         const got = await m.acquireAsync({ timeout: 5000 });
+         const pending = m.acquireAsync({ timeout: 5000 });
+         sync.Event.fromHandle(workerData.started).set();
+         const got = await pending;
          clearInterval(timer);
          if (got) m.release();
          return { got, ms: Date.now() - t0, ticks };`,
-        { h: m.handle },
+        { h: m.handle, started: started.handle },
       );
+      // the release is measured from the worker's acquire, however long the worker takes to start
+      assert.equal(await started.waitAsync(10000), true);
       await sleep(200);
       m.release();
       const r = await w;

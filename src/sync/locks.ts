@@ -60,7 +60,10 @@ abstract class RobustLock {
     return this.#pid === processId ? this.#held : 0;
   }
 
-  /** Whether some thread (of any process) holds the lock. */
+  /**
+   * Whether some thread (of any process) holds the lock. A holder that died leaves it taken
+   * until the next acquire recovers it (as CPython's lock stays taken).
+   */
   locked(): boolean {
     return native.mutexLocked(this.#buffer);
   }
