@@ -477,6 +477,37 @@ describe('forkwise/sync locks', function () {
       assert.equal(m.locked(), false);
     });
 
+    it("where CPython's multiprocessing differs (README): a holder's non-blocking retry is EDEADLK; blocking: false with a timeout is refused", () => {
+      const m = new Mutex();
+      m.acquire();
+      // multiprocessing.Lock().acquire(False) by its holder returns False; an error-checking mutex says why
+      assert.throws(() => m.acquire({ blocking: false }), { code: 'EDEADLK' });
+      assert.equal(m.locked(), true);
+      m.release();
+      assert.equal(m.locked(), false, 'held once, released once');
+      const r = new RLock();
+      assert.equal(r.acquire(), true);
+      assert.equal(r.acquire({ blocking: false }), true, 'an RLock is re-entered instead');
+      r.release();
+      r.release();
+      // as threading.Lock: multiprocessing's primitives would ignore the timeout instead
+      const rw = new RWLock();
+      const attempts: Array<[string, (o: object) => unknown]> = [
+        ['Mutex', (o) => m.acquire(o)],
+        ['RLock', (o) => r.acquire(o)],
+        ['Semaphore', (o) => new Semaphore().acquire(o)],
+        ['BoundedSemaphore', (o) => new BoundedSemaphore().acquire(o)],
+        ['RWLock.acquireRead', (o) => rw.acquireRead(o)],
+        ['RWLock.acquireWrite', (o) => rw.acquireWrite(o)],
+      ];
+      for (const [what, attempt] of attempts) {
+        for (const timeout of [0, 5, Infinity]) {
+          assert.throws(() => attempt({ blocking: false, timeout }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, what);
+        }
+      }
+      assert.deepEqual([m.locked(), r.locked(), rw.locked()], [false, false, false]);
+    });
+
     it('Mutex held by the parent: a forked child cannot release it (EPERM) and cannot take it', async () => {
       const m = new Mutex();
       m.acquire();
