@@ -93,28 +93,51 @@ function reseedMathRandom(): void {
   };
 }
 
-let childExitInstalled = false;
+let inForkedChild = false;
 let fatalError: { error: unknown } | undefined;
+
+// How deep this process is in emitting 'exit'. A listener may fork: the child returns into
+// the same emission, its event loop will not run again, and after the emission Node's
+// shutdown would crash it (DESIGN.md fact 4). So the wrapper is in place in every process,
+// forked or not, and a child ends when the outermost 'exit' emission returns.
+let exitDepth = 0;
+const emit = process.emit as (this: NodeJS.Process, ...args: unknown[]) => boolean;
+process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | symbol) {
+  // `arguments`, not a rest parameter: no array built for every event of the process.
+  if (event !== 'exit') return emit.apply(this, arguments as unknown as unknown[]);
+  let result = false;
+  exitDepth++;
+  try {
+    result = emit.apply(this, arguments as unknown as unknown[]);
+  } catch (error) {
+    // Node would print it and end with the exit code (1 if none); in a child its shutdown
+    // would crash, so the child does it.
+    if (!inForkedChild || exitDepth > 1) throw error;
+    fatalError = { error };
+    if (!process.exitCode) process.exitCode = 1;
+  } finally {
+    exitDepth--;
+  }
+  if (inForkedChild && exitDepth === 0) endChild(arguments[1]);
+  return result;
+} as typeof process.emit;
 
 // Every way a Node process ends emits 'exit' first and then runs Node's shutdown, which in a
 // forked child joins threads that do not exist (DESIGN.md fact 4). So the child ends itself
 // right after the last 'exit' listener has run. On an uncaught exception Node emits 'exit'
 // before printing the error, so the child prints it (seen by 'uncaughtExceptionMonitor').
+// process.exit() while 'exit' is being emitted (in a listener, or in a child forked there)
+// goes straight to process.reallyExit, Node's shutdown: the child ends there too.
 function installChildExit(): void {
   fatalError = undefined;
-  if (childExitInstalled) return;
-  childExitInstalled = true;
+  if (inForkedChild) return;
+  inForkedChild = true;
   process.on('uncaughtExceptionMonitor', (error) => {
     const handled =
       process.listenerCount('uncaughtException') > 0 || process.hasUncaughtExceptionCaptureCallback();
     if (!handled) fatalError = { error };
   });
-  const emit = process.emit;
-  process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | symbol, ...args: unknown[]) {
-    const result = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
-    if (event === 'exit') endChild(args[0]);
-    return result;
-  } as typeof process.emit;
+  (process as unknown as { reallyExit: (code: unknown) => never }).reallyExit = endChild;
 }
 
 function endChild(emittedCode: unknown): never {

@@ -55,6 +55,9 @@ let warnedUnsafe = false;
  * keeps running JavaScript, with its own event loop, `process.pid` and `Math.random`
  * sequence. Every way the child ends (`process.exit`, the loop running dry, an uncaught
  * exception) flushes stdout and stderr, runs `'exit'` listeners, and exits with `_exit`.
+ * A child forked inside an `'exit'` listener runs the rest of that emission's listeners
+ * and ends the same way, with the code the process was exiting with unless it sets another
+ * (its event loop does not run again).
  * Without `node --single-threaded` the first call warns (`FORKWISE_UNSAFE_FORK`). Fork from
  * the main thread only. Work that the parent had in flight on the libuv thread pool never
  * completes in the child, and writes queued on the parent's streams are the parent's to
