@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 
 export * from '../sync/index';
+export * from '../messaging/index';
 
 /** The number of CPUs this process may use (`os.availableParallelism()`). */
 export function cpuCount(): number {
