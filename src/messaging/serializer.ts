@@ -302,7 +302,7 @@ export function deserialize(bytes: Uint8Array): unknown {
     case BUFFER:
       return Buffer.from(bytes.subarray(1));
     case UINT8ARRAY:
-      return bytes.slice(1);
+      return new Uint8Array(bytes.subarray(1));
     default:
   }
   if (bytes.byteLength < 2 || (flag !== PLAIN && flag !== WITH_HANDLES)) {
