@@ -157,7 +157,7 @@ describe('messaging: Pipe and Connection', function () {
     await sleep(50);
     b.send('m1');
     const theirs = await children.wait(pid);
-    assert.equal(theirs.exitCode, 1);
+    assert.deepEqual([theirs.kind, theirs.kind === 'exited' && theirs.exitCode], ['exited', 1]);
   });
 
   it('EOFError when the peer is SIGKILLed, also in the middle of a message, and when it is a zombie', async function () {
