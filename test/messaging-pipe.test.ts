@@ -273,7 +273,7 @@ describe('messaging: Pipe and Connection', function () {
     // A spawned node process echoes until EOF.
     const [mine, theirs] = pipe();
     const run = runNode('messaging-peer.js', ['conn-echo', base64({ conn: theirs })]);
-    await sleep(300);
+    assert.equal(await mine.recv(), 'ready');
     theirs.close(); // it holds its own now
     for (let i = 0; i < 10; i++) {
       mine.send(i);
