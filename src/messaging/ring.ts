@@ -36,7 +36,7 @@ const ITEMS_R = 7;
 export const RING_HEADER_BYTES = 64;
 
 /** How many times a blocking wait looks again before it sleeps (about 10 µs here). */
-const SPINS = 200;
+const SPINS = 50;
 
 export function pad4(n: number): number {
   return (n + 3) & ~3;
