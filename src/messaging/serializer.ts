@@ -6,7 +6,9 @@
  * value held forkwise objects, each written as a marker `{ "\0forkwise": handle }` that
  * `deserialize` turns back into a live object with the kind's `fromHandle`. A value with no
  * forkwise object inside is serialized as it is (no copy); one with some is copied along the
- * containers that lead to them, keeping shared references and cycles.
+ * containers that lead to them, keeping shared references and cycles. Flags 2 to 5: a string
+ * (latin1 or UTF-16 code units), a Buffer or a Uint8Array, carried as its raw bytes (the same
+ * value back, without structured clone's framing and its cost).
  *
  * Every kind that crosses by handle registers here (`registerByHandle`); its handles carry
  * their kind in `handle.kind`.
@@ -107,32 +109,67 @@ function childPath(path: string, key: string | number): string {
 }
 
 // Walks `value` as structured clone will, finding forkwise objects and values it refuses
-// (functions and symbols, named with their path). True when a forkwise object is inside.
-function scan(value: unknown, path: string, seen: Set<object>): boolean {
-  if (typeof value === 'function' || typeof value === 'symbol') throw notCloneable(path, describe(value));
-  if (value === null || typeof value !== 'object' || seen.has(value)) return false;
-  seen.add(value);
+// (functions and symbols). True when a forkwise object is inside. Paths are only built
+// (by `pathOfRefused`) once something is refused: building them for every key cost more
+// than the serialization itself.
+function scan(value: unknown, seen: Set<object> | undefined): boolean {
+  if (typeof value !== 'object') {
+    if (typeof value === 'function' || typeof value === 'symbol') throw REFUSED;
+    return false;
+  }
+  if (value === null || seen?.has(value)) return false;
   if (kindOf(value)) return true;
   if (isOpaque(value)) return false;
+  (seen ??= new Set()).add(value);
   let found = false;
   if (value instanceof Map) {
-    let i = 0;
-    for (const [k, v] of value) {
-      found = scan(k, `${path}.keys()[${i}]`, seen) || found;
-      found = scan(v, childPath(path, typeof k === 'string' || typeof k === 'number' ? String(k) : `<key ${i}>`), seen) || found;
-      i++;
-    }
+    for (const [k, v] of value) found = scan(k, seen) || scan(v, seen) || found;
   } else if (value instanceof Set) {
-    let i = 0;
-    for (const v of value) found = scan(v, `${path}.values()[${i++}]`, seen) || found;
+    for (const v of value) found = scan(v, seen) || found;
   } else if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) found = scan(value[i], childPath(path, i), seen) || found;
+    for (let i = 0; i < value.length; i++) found = scan(value[i], seen) || found;
   } else {
-    for (const key of Object.keys(value)) {
-      found = scan((value as Record<string, unknown>)[key], childPath(path, key), seen) || found;
+    for (const key in value) {
+      if (Object.prototype.hasOwnProperty.call(value, key)) found = scan((value as Record<string, unknown>)[key], seen) || found;
     }
   }
   return found;
+}
+
+const REFUSED = Symbol('refused');
+
+// The path and description of the first value that `scan` refused.
+function pathOfRefused(value: unknown, path: string, seen: Set<object>): [string, string] | undefined {
+  if (typeof value === 'function' || typeof value === 'symbol') return [path, describe(value)];
+  if (value === null || typeof value !== 'object' || seen.has(value)) return undefined;
+  seen.add(value);
+  if (kindOf(value) || isOpaque(value)) return undefined;
+  let i = 0;
+  if (value instanceof Map) {
+    for (const [k, v] of value) {
+      const found =
+        pathOfRefused(k, `${path}.keys()[${i}]`, seen) ??
+        pathOfRefused(v, childPath(path, typeof k === 'string' || typeof k === 'number' ? String(k) : `<key ${i}>`), seen);
+      if (found) return found;
+      i++;
+    }
+  } else if (value instanceof Set) {
+    for (const v of value) {
+      const found = pathOfRefused(v, `${path}.values()[${i++}]`, seen);
+      if (found) return found;
+    }
+  } else if (Array.isArray(value)) {
+    for (; i < value.length; i++) {
+      const found = pathOfRefused(value[i], childPath(path, i), seen);
+      if (found) return found;
+    }
+  } else {
+    for (const key of Object.keys(value)) {
+      const found = pathOfRefused((value as Record<string, unknown>)[key], childPath(path, key), seen);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 // The copy that structured clone will see: forkwise objects replaced by markers.
@@ -194,16 +231,56 @@ function decode(value: unknown, done: Map<object, unknown>): unknown {
   return value;
 }
 
+// Values that need no structured clone: their bytes as they are, behind a flag of their own.
+const LATIN1_STRING = 2;
+const UTF16_STRING = 3;
+const BUFFER = 4;
+const UINT8ARRAY = 5;
+const RAW_MIN = 64; // below this, V8's own format costs no more
+const NOT_LATIN1 = /[^\u0000-\u00ff]/;
+
+function raw(flag: number, bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(1 + bytes.length);
+  out[0] = flag;
+  out.set(bytes, 1);
+  return out;
+}
+
+function rawString(value: string): Buffer {
+  const latin1 = !NOT_LATIN1.test(value);
+  const size = latin1 ? value.length : value.length * 2;
+  const out = Buffer.allocUnsafe(1 + size);
+  out[0] = latin1 ? LATIN1_STRING : UTF16_STRING;
+  out.write(value, 1, size, latin1 ? 'latin1' : 'utf16le');
+  return out;
+}
+
 /**
  * Serializes `value` for another thread or process. Throws a `TypeError` with code
  * `ERR_FORKWISE_NOT_CLONEABLE` naming the path of a value that cannot cross (`args[1].fn`).
+ * Strings and plain Buffers / Uint8Arrays of 64 bytes or more are carried raw (a flag byte
+ * and their bytes); everything else goes through V8's structured clone.
  *
  * @example
  * const bytes = serialize({ lock: new Mutex(), n: 1 }, 'message');
  * deserialize(bytes); // { lock: Mutex (the same lock), n: 1 }
  */
 export function serialize(value: unknown, path = 'value'): Buffer {
-  const hasHandles = scan(value, path, new Set());
+  if (typeof value === 'string') {
+    if (value.length >= RAW_MIN) return rawString(value);
+  } else if (value instanceof Uint8Array && value.length >= RAW_MIN) {
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Buffer.prototype) return raw(BUFFER, value);
+    if (proto === Uint8Array.prototype && !Object.prototype.hasOwnProperty.call(value, 'handle')) return raw(UINT8ARRAY, value);
+  }
+  let hasHandles: boolean;
+  try {
+    hasHandles = scan(value, undefined);
+  } catch (error) {
+    if (error !== REFUSED) throw error;
+    const [where, what] = pathOfRefused(value, path, new Set()) ?? [path, 'a function or a symbol'];
+    throw notCloneable(where, what);
+  }
   const serializer = new DefaultSerializer();
   serializer.writeRawBytes(hasHandles ? WITH_HANDLES_BYTE : PLAIN_BYTE);
   serializer.writeHeader();
@@ -218,6 +295,16 @@ export function serialize(value: unknown, path = 'value'): Buffer {
 /** The value that `serialize` wrote, forkwise objects attached in this thread or process. */
 export function deserialize(bytes: Uint8Array): unknown {
   const flag = bytes[0];
+  switch (flag) {
+    case LATIN1_STRING:
+    case UTF16_STRING:
+      return Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1).toString(flag === LATIN1_STRING ? 'latin1' : 'utf16le');
+    case BUFFER:
+      return Buffer.from(bytes.subarray(1));
+    case UINT8ARRAY:
+      return new Uint8Array(bytes.subarray(1));
+    default:
+  }
   if (bytes.byteLength < 2 || (flag !== PLAIN && flag !== WITH_HANDLES)) {
     throw new ForkwiseError('ERR_FORKWISE_BAD_MESSAGE', "forkwise: a message is not in forkwise's format");
   }

@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 
 export * from '../sync/index';
+export * from '../messaging/index';
 export { Process, activeChildren, type ProcessOptions } from './process';
 export { currentProcess, parentProcess, ProcessView } from './identity';
 export { getContext, type Context } from './context';

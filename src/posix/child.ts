@@ -26,6 +26,22 @@ export function afterForkInChild(hook: () => void): void {
   childHooks.push(hook);
 }
 
+// What the layers above do in the parent just before fork(), and undo if fork() fails
+// (src/messaging lends the child its hold on open connections until the child takes its own).
+const forkHooks: Array<{ before: () => void; failed: () => void }> = [];
+
+export function aroundFork(before: () => void, failed: () => void): void {
+  forkHooks.push({ before, failed });
+}
+
+export function runBeforeFork(): void {
+  for (const { before } of forkHooks) before();
+}
+
+export function runForkFailed(): void {
+  for (const { failed } of forkHooks) failed();
+}
+
 export function becomeChild(): void {
   // process.pid is cached at start-up (DESIGN.md fact 5).
   Object.defineProperty(process, 'pid', {

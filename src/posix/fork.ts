@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { becomeChild } from './child';
+import { becomeChild, runBeforeFork, runForkFailed } from './child';
 import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
@@ -79,7 +79,14 @@ export function fork(): number {
       'forkwise: fork() is only possible on the main thread; the child would have no main thread',
     );
   }
-  const pid = native.fork();
+  runBeforeFork();
+  let pid: number;
+  try {
+    pid = native.fork();
+  } catch (error) {
+    runForkFailed();
+    throw error;
+  }
   scheduleRestoreDontFork();
   if (pid === 0) {
     try {
