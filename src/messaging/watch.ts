@@ -62,12 +62,16 @@ export class WordWatch {
     for (const wake of waiters) wake();
   }
 
-  /** In a forked child: the thread is the parent's. */
+  /**
+   * In a forked child: the thread is the parent's. The waiters look again on a later turn,
+   * not inside fork(): the code that forked may first close what it does not want to read
+   * (a pool's worker closes its siblings' connections), or it would take their messages.
+   */
   renewAfterFork(): void {
     this.#native?.abandon();
     this.#native = undefined;
     watches.delete(this);
-    this.#fired();
+    queueMicrotask(() => this.#fired());
   }
 }
 
