@@ -5,6 +5,8 @@
 import { describeTarget, loadTarget, type TaskSpec } from '../messaging/task';
 import { deserialize, serialize } from '../messaging/serializer';
 import { becomeProcess } from './identity';
+// The kinds that cross by handle register with the serializer when their modules load.
+import '../messaging/index';
 
 export interface ChildPayload {
   name: string;
