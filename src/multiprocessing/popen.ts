@@ -10,7 +10,9 @@
  * in the pipe by then.
  */
 import { readSync } from 'node:fs';
-import { close, setBlocking } from '../posix/fd';
+import { Socket } from 'node:net';
+import { afterForkInChild } from '../posix/child';
+import { close, dup, setBlocking } from '../posix/fd';
 import { waitpid, waitpidAsync, WNOHANG, waitstatusToExitcode } from '../posix/wait';
 
 /** How a child ended: CPython's exit code (`-signo` for a signal) and its target's error. */
@@ -94,6 +96,13 @@ export function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
 }
 
+// A forked child has copies of its parent's watches, on children that are not its own.
+const sentinelWatches = new Set<Socket>();
+afterForkInChild(() => {
+  for (const watch of sentinelWatches) watch.destroy();
+  sentinelWatches.clear();
+});
+
 /**
  * A child of this very process (fork and spawn): reaped by pid with waitpidAsync, so
  * nothing else of Node's is disturbed, and kept alive by that watch while it runs.
@@ -102,6 +111,8 @@ export class DirectChild implements Popen {
   #end: ChildEnd | undefined;
   #watching = false;
   #closed = false;
+  #sentinelWatch: Socket | undefined;
+  #reportChunks: Buffer[] = [];
   readonly ended: Promise<ChildEnd>;
   #resolve!: (end: ChildEnd) => void;
 
@@ -118,6 +129,29 @@ export class DirectChild implements Popen {
     });
     void this.ended.then(onEnd);
     if (keepAlive) this.keepAlive(true);
+    else this.#watchSentinel();
+  }
+
+  // A daemon child's end is seen without keeping this process alive: an unreferenced
+  // socket on a copy of the sentinel reaches end-of-file when the child has ended (what it
+  // reads is the child's report, kept for #finish).
+  #watchSentinel(): void {
+    const watch = new Socket({ fd: dup(this.sentinel), readable: true, writable: false });
+    this.#sentinelWatch = watch;
+    sentinelWatches.add(watch);
+    watch.once('close', () => sentinelWatches.delete(watch));
+    watch.unref();
+    watch.on('data', (chunk: Buffer) => this.#reportChunks.push(chunk));
+    watch.on('error', () => watch.destroy());
+    watch.once('end', () => this.#reapSoon(0));
+  }
+
+  // End-of-file comes as the child exits, a moment before it can be reaped; if it does not
+  // come to be (a descendant holding the sentinel), a watch by pid takes over.
+  #reapSoon(attempt: number): void {
+    if (this.#end || this.poll()) return;
+    if (attempt > 20) return this.keepAlive(true);
+    setTimeout(() => this.#reapSoon(attempt + 1), 5).unref();
   }
 
   wait(): Promise<ChildEnd> {
@@ -160,7 +194,14 @@ export class DirectChild implements Popen {
 
   poll(): ChildEnd | null {
     if (this.#end) return this.#end;
-    const result = waitpid(this.pid, WNOHANG);
+    let result;
+    try {
+      result = waitpid(this.pid, WNOHANG);
+    } catch (error) {
+      // Reaped by the other watch in the meantime: that one finishes it.
+      if ((error as { code?: string }).code === 'ECHILD') return null;
+      throw error;
+    }
     return result === null ? null : this.#finish(result.status);
   }
 
@@ -172,7 +213,9 @@ export class DirectChild implements Popen {
 
   #finish(status: number): ChildEnd {
     if (this.#end) return this.#end;
-    const error = decodeReport(drain(this.sentinel));
+    // What the watch has read of the report, and the rest, still in the pipe.
+    const error = decodeReport(Buffer.concat([...this.#reportChunks, drain(this.sentinel)]));
+    this.#sentinelWatch?.destroy();
     this.#end = { exitCode: waitstatusToExitcode(status), ...(error ? { error } : {}) };
     this.#resolve(this.#end);
     return this.#end;
