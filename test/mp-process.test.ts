@@ -13,6 +13,7 @@ import {
   setStartMethod,
   SharedMemory,
   Value,
+  Pipe,
   type StartMethod,
 } from 'forkwise/multiprocessing';
 import { fixtures, runNode } from './helpers';
@@ -181,6 +182,17 @@ describe('multiprocessing: Process', function () {
             message: /^args\[1\]\.conn could not be cloned/,
           });
           assert.deepEqual(activeChildren(), []);
+        });
+
+        it('a Connection among the arguments crosses by handle and works in the child', async () => {
+          const [here, there] = Pipe();
+          const p = new P({ target: (conn: { send(v: unknown): void }, n: number) => conn.send({ n, pid: process.pid }), args: [there, 7] });
+          await p.start();
+          assert.deepEqual(await here.recv(), { n: 7, pid: p.pid });
+          await p.join();
+          assert.equal(p.exitCode, 0);
+          here.close();
+          there.close();
         });
 
         it('runs a self-contained function sent by its source, require() included', async () => {
