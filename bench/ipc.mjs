@@ -2,7 +2,8 @@
 // per round) and round trip (5,000 per round), for forkwise's Connection and Queue against
 // child_process IPC (json and advanced serialization), a worker_threads MessagePort and
 // CPython's multiprocessing Pipe and Queue. Each contender runs in its own sub-process, three
-// rounds; the table shows medians (µs per message, or per round trip) and ratios.
+// rounds (one sub-process each, interleaved); the table shows medians (µs per message, or
+// per round trip) and ratios.
 //
 //   node bench/ipc.mjs [--json] [--rounds N]
 import { fork as cpFork } from 'node:child_process';
@@ -99,6 +100,54 @@ async function runConnection() {
         ),
       );
     }
+  }
+  return out;
+}
+
+// The transport alone: 1 KB of raw bytes (sendBytes / recvBytesSync), no structured clone.
+async function runConnectionBytes() {
+  const fw = await forkwise();
+  const out = { oneWay: [], roundTrip: [] };
+  const bytes = Buffer.alloc(1024, 7);
+  for (let r = 0; r < ROUNDS; r++) {
+    const [a, b] = fw.mp.Pipe();
+    out.oneWay.push(
+      await forked(
+        fw,
+        () => {
+          a.close();
+          b.recvBytesSync();
+          for (let i = 0; i < ONE_WAY; i++) b.sendBytes(bytes);
+        },
+        async () => {
+          b.close();
+          a.sendBytes(bytes);
+          const start = performance.now();
+          for (let i = 0; i < ONE_WAY; i++) a.recvBytesSync();
+          const t = us(start, ONE_WAY);
+          a.close();
+          return t;
+        },
+      ),
+    );
+    const [c, d] = fw.mp.Pipe();
+    out.roundTrip.push(
+      await forked(
+        fw,
+        () => {
+          c.close();
+          for (let i = 0; i < ROUND_TRIPS; i++) d.sendBytes(d.recvBytesSync());
+        },
+        async () => {
+          d.close();
+          const start = performance.now();
+          for (let i = 0; i < ROUND_TRIPS; i++) { c.sendBytes(bytes); c.recvBytesSync(); }
+          const t = us(start, ROUND_TRIPS);
+          c.close();
+          return t;
+        },
+      ),
+    );
   }
   return out;
 }
@@ -316,6 +365,7 @@ if __name__ == '__main__':
 
 const runners = {
   connection: runConnection,
+  connectionBytes: runConnectionBytes,
   queue: runQueue,
   queue4x4: runQueue4x4,
   cpJson: () => runChildProcess('json'),
@@ -331,40 +381,46 @@ async function orchestrate({ json }) {
   const problem = addonProblem((file) => `${file} is a sanitizer build; rebuild with npx node-gyp rebuild`);
   const contenders = [
     { name: 'connection', label: 'forkwise Connection (fork)', node: true },
+    { name: 'connectionBytes', label: 'forkwise Connection, raw bytes (fork)', node: true },
     { name: 'queue', label: 'forkwise Queue 1P/1C (fork)', node: true },
     { name: 'queue4x4', label: 'forkwise Queue 4P/4C (fork)', node: true },
     { name: 'cpJson', label: "child_process IPC 'json'" },
     { name: 'cpAdvanced', label: "child_process IPC 'advanced'" },
     { name: 'worker', label: 'worker_threads MessagePort' },
   ];
+  // One round per sub-process, contenders interleaved round by round: a load that comes and
+  // goes on the machine spreads over all of them.
   const results = {};
-  for (const c of contenders) {
-    if (c.node && problem) {
-      c.skipped = problem;
-      continue;
-    }
-    try {
-      results[c.name] = await runCommand(process.execPath, ['--single-threaded', self, '--run', c.name, '--rounds', String(ROUNDS)]);
-    } catch (error) {
-      c.skipped = error.message;
-    }
-  }
+  const merge = (name, out) => {
+    results[name] ??= {};
+    for (const [field, values] of Object.entries(out)) (results[name][field] ??= []).push(...values);
+  };
   const python = { name: 'python', label: 'CPython multiprocessing Pipe / Queue (fork)' };
-  if (onPath('python3')) {
+  if (!onPath('python3')) python.skipped = 'python3 is not on PATH';
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of contenders) {
+      if (c.node && problem) c.skipped = problem;
+      if (c.skipped) continue;
+      try {
+        merge(c.name, await runCommand(process.execPath, ['--single-threaded', self, '--run', c.name, '--rounds', '1']));
+      } catch (error) {
+        c.skipped = error.message;
+      }
+    }
+    if (python.skipped) continue;
     try {
-      const out = await runCommand('python3', ['-c', PYTHON, String(ONE_WAY), String(ROUND_TRIPS), String(ROUNDS)]);
-      results.pyPipe = out.pipe;
-      results.pyQueue = out.queue;
+      const out = await runCommand('python3', ['-c', PYTHON, String(ONE_WAY), String(ROUND_TRIPS), '1']);
+      merge('pyPipe', out.pipe);
+      merge('pyQueue', out.queue);
     } catch (error) {
       python.skipped = error.message;
     }
-  } else {
-    python.skipped = 'python3 is not on PATH';
   }
   const m = (name, field) => (results[name]?.[field]?.length ? median(results[name][field]) : null);
   const rows = [
     ['forkwise Connection, recvSync', m('connection', 'oneWay'), m('connection', 'roundTrip')],
     ['forkwise Connection, await recv()', m('connection', 'oneWayAsync'), m('connection', 'roundTripAsync')],
+    ['forkwise Connection, raw 1 KB bytes, sync', m('connectionBytes', 'oneWay'), m('connectionBytes', 'roundTrip')],
     ['forkwise Queue 1P/1C, getSync', m('queue', 'oneWay'), m('queue', 'roundTrip')],
     ['forkwise Queue 1P/1C, await get()', m('queue', 'oneWayAsync'), m('queue', 'roundTripAsync')],
     ['forkwise Queue 4P/4C (wall time)', m('queue4x4', 'oneWay'), null],

@@ -10,17 +10,17 @@
  *   `EOFError`. A holder's `close()` or normal exit is seen at once; a SIGKILLed or zombie
  *   holder within a slice (SLICE_MS). Data a peer sent before it ended stays readable.
  * - Each end is for one reader and one writer at a time (as CPython's).
- * - Crosses by handle (a forked child inherits it; `fromHandle` attaches elsewhere). In a
- *   forked child the parent's hold is lent to the child until it has taken its own, so the
- *   parent may close its copy at once after fork().
+ * - Crosses by handle (a forked child inherits it; `fromHandle` attaches elsewhere). The
+ *   parent counts a forked child as a holder as soon as fork() returns, so it may close its
+ *   own copy at once; a spawned process or a worker holds its end once it has attached.
  */
-import { aroundFork, afterForkInChild } from '../posix/child';
+import { aroundFork } from '../posix/child';
 import { invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
 import { validateObject } from '../posix/validate';
 import { isSegmentName, SharedMemory } from '../sync/shared_memory';
 import { FOREVER, validateTimeout } from '../sync/waiting';
 import { closedError, EOFError, TimeoutError } from './errors';
-import { Holders, TABLE_BYTES } from './holders';
+import { Holders, liveStartTime, TABLE_BYTES } from './holders';
 import { pad4, Ring, RING_HEADER_BYTES } from './ring';
 import { deserialize, registerByHandle, serialize } from './serializer';
 import { SLICE_MS } from './watch';
@@ -50,24 +50,22 @@ export interface PipeOptions {
   duplex?: boolean;
 }
 
-// Open Connections of this thread: lent to forked children, released at exit.
+// Open Connections of this thread, released at exit. A forked child inherits them: the
+// parent counts it as a holder of each (once fork() has returned there, before any other
+// JavaScript runs; an extra hold of its own covers the fork itself).
 const live = new Set<Connection>();
-let lender = 0;
 aroundFork(
   () => {
-    lender = process.pid;
     for (const conn of live) conn.holders.hold();
   },
-  () => {
-    for (const conn of live) conn.holders.release(1);
+  (child) => {
+    const start = child === undefined || live.size === 0 ? 0 : (liveStartTime(child) ?? 0);
+    for (const conn of live) {
+      if (child !== undefined) conn.holders.hold(child, start);
+      conn.holders.release(1);
+    }
   },
 );
-afterForkInChild(() => {
-  for (const conn of live) {
-    conn.holders.hold();
-    conn.holders.release(1, lender);
-  }
-});
 let exitHooked = false;
 function releaseAtExit(): void {
   if (exitHooked) return;

@@ -14,7 +14,7 @@ const SLOT_WORDS = 3; // pid, start time (clock ticks since boot, mod 2^31), cou
 export const TABLE_BYTES = SLOTS * SLOT_WORDS * 4;
 
 /** Start time of `pid` (mod 2^31), or undefined if it is dead or a zombie. */
-function liveStartTime(pid: number | 'self'): number | undefined {
+export function liveStartTime(pid: number | 'self'): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

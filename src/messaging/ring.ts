@@ -8,17 +8,18 @@
  *   instructions on the shared mapping, seen by every process and thread):
  *   `w` and `r`, the bytes written and read so far (mod 2^32; positions in the data are
  *   `w & (capacity - 1)`), two futex words `dataSeq` / `spaceSeq` bumped after every commit,
- *   and the number of readers / writers asleep on them.
+ *   and a flag per word saying that someone may sleep on it.
  * - A message is a record `[u32 length][bytes]` padded to 4 bytes, so every record starts
  *   aligned and a header never wraps. A record is committed by storing `w` (or `r`) only
  *   after its bytes are copied: a writer or reader that dies in the middle leaves the ring as
  *   it was.
  * - Sleeping and waking go through the addon (native/futex.cc) only when needed: a reader
- *   spins briefly, then counts itself asleep, reads `dataSeq`, checks again, and sleeps on
- *   `dataSeq`; a writer bumps `dataSeq` after its commit and calls FUTEX_WAKE only when a
- *   reader says it sleeps. With all of it sequentially consistent, either the writer sees the
- *   sleeper or the sleeper sees the new `w`: no wake-up is lost. Writers waiting for space do
- *   the same on `spaceSeq`.
+ *   spins briefly, then raises the flag, reads `dataSeq`, checks again, and sleeps on
+ *   `dataSeq`; a writer bumps `dataSeq` after its commit and, if the flag is up, takes it
+ *   down (exchange) and calls FUTEX_WAKE for everyone. With all of it sequentially
+ *   consistent, either the writer sees the flag or the sleeper sees the new `w`: no wake-up
+ *   is lost; and a sleeper that takes long to be scheduled costs one wake, not one per
+ *   message written meanwhile. Writers waiting for space do the same on `spaceSeq`.
  * - The event loop waits through a WordWatch (one long-lived thread per word), the blocking
  *   forms in FUTEX_WAIT; both wake on their own every SLICE_MS to look for a dead peer.
  */
@@ -35,8 +36,29 @@ const ITEMS_W = 6;
 const ITEMS_R = 7;
 export const RING_HEADER_BYTES = 64;
 
-/** How many times a blocking wait looks again before it sleeps (about 10 µs here). */
-const SPINS = 50;
+/**
+ * How long a wait keeps looking before it sleeps (ms). A wake-up costs the waker a FUTEX_WAKE
+ * of 10-80 µs on this loaded 2-vCPU virtual machine, and a timed FUTEX_WAIT about 15 µs more
+ * than an untimed one (the timer); a reader that finds the next message while spinning costs
+ * neither. Spinning longer (50 µs) made round trips slower here: the spinner keeps the CPU
+ * that the peer it waits for was woken on.
+ */
+export let SPIN_MS = 0.01;
+
+/** For the benchmarks: the spin before sleeping, in ms (0: none). */
+export function setSpinMs(ms: number): void {
+  SPIN_MS = ms;
+}
+
+function spin(ready: () => boolean): boolean {
+  if (ready()) return true;
+  if (SPIN_MS <= 0) return false;
+  const until = performance.now() + SPIN_MS;
+  do {
+    for (let i = 0; i < 16; i++) if (ready()) return true;
+  } while (performance.now() < until);
+  return false;
+}
 
 export function pad4(n: number): number {
   return (n + 3) & ~3;
@@ -112,7 +134,9 @@ export class Ring {
     Atomics.store(h, W, w | 0);
     if (items) Atomics.add(h, ITEMS_W, items);
     Atomics.add(h, DATA_SEQ, 1);
-    if (Atomics.load(h, READERS_ASLEEP) !== 0) wakeAll(this.#buffer, this.#headerOffset + DATA_SEQ * 4);
+    if (Atomics.load(h, READERS_ASLEEP) !== 0 && Atomics.exchange(h, READERS_ASLEEP, 0) !== 0) {
+      wakeAll(this.#buffer, this.#headerOffset + DATA_SEQ * 4);
+    }
   }
 
   /** Frees bytes up to `r` (and counts `items` read), waking writers waiting for space. */
@@ -121,7 +145,9 @@ export class Ring {
     Atomics.store(h, R, r | 0);
     if (items) Atomics.add(h, ITEMS_R, items);
     Atomics.add(h, SPACE_SEQ, 1);
-    if (Atomics.load(h, WRITERS_ASLEEP) !== 0) wakeAll(this.#buffer, this.#headerOffset + SPACE_SEQ * 4);
+    if (Atomics.load(h, WRITERS_ASLEEP) !== 0 && Atomics.exchange(h, WRITERS_ASLEEP, 0) !== 0) {
+      wakeAll(this.#buffer, this.#headerOffset + SPACE_SEQ * 4);
+    }
   }
 
   /** Wakes everyone waiting on this ring (a close, so that they look again). */
@@ -139,19 +165,14 @@ export class Ring {
    * Returns `ready()`'s last answer.
    */
   waitSync(space: boolean, ready: () => boolean, ms: number): boolean {
-    for (let i = 0; i < SPINS; i++) if (ready()) return true;
+    if (spin(ready)) return true;
     const h = this.#h;
-    const asleep = space ? WRITERS_ASLEEP : READERS_ASLEEP;
     const seqIndex = space ? SPACE_SEQ : DATA_SEQ;
-    Atomics.add(h, asleep, 1);
-    try {
-      const seq = Atomics.load(h, seqIndex);
-      if (ready()) return true;
-      sleepWhile(this.#buffer, this.#headerOffset + seqIndex * 4, seq, ms < 0 ? SLICE_MS : Math.min(ms, SLICE_MS));
-      return ready();
-    } finally {
-      Atomics.sub(h, asleep, 1);
-    }
+    Atomics.store(h, space ? WRITERS_ASLEEP : READERS_ASLEEP, 1);
+    const seq = Atomics.load(h, seqIndex);
+    if (ready()) return true;
+    sleepWhile(this.#buffer, this.#headerOffset + seqIndex * 4, seq, ms < 0 ? SLICE_MS : Math.min(ms, SLICE_MS));
+    return ready();
   }
 
   /**
@@ -165,30 +186,20 @@ export class Ring {
     const watch = space
       ? (this.#spaceWatch ??= new WordWatch(this.#buffer, this.#headerOffset + SPACE_SEQ * 4))
       : (this.#dataWatch ??= new WordWatch(this.#buffer, this.#headerOffset + DATA_SEQ * 4));
-    Atomics.add(h, asleep, 1);
-    // A forked child inherits this wait but not the parent's count of it.
-    const pid = process.pid;
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      if (process.pid === pid) Atomics.sub(h, asleep, 1);
-    };
-    const seq = Atomics.load(h, seqIndex);
-    if (ready()) {
-      finish();
+    // A short spin first, on the loop too: a reply that comes within it costs no wake-up
+    // at all, where the watch thread costs two (the thread, then the loop).
+    if (spin(ready)) {
       queueMicrotask(onWake);
       return () => {};
     }
-    const woken = (): void => {
-      finish();
-      onWake();
-    };
-    watch.wait(seq, woken);
-    return () => {
-      watch.cancel(woken);
-      finish();
-    };
+    Atomics.store(h, asleep, 1);
+    const seq = Atomics.load(h, seqIndex);
+    if (ready()) {
+      queueMicrotask(onWake);
+      return () => {};
+    }
+    watch.wait(seq, onWake);
+    return () => watch.cancel(onWake);
   }
 
   /** Stops this ring's watch threads in this thread. */

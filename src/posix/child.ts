@@ -26,20 +26,22 @@ export function afterForkInChild(hook: () => void): void {
   childHooks.push(hook);
 }
 
-// What the layers above do in the parent just before fork(), and undo if fork() fails
-// (src/messaging lends the child its hold on open connections until the child takes its own).
-const forkHooks: Array<{ before: () => void; failed: () => void }> = [];
+// What the layers above do in the parent around fork(): `before` just before it, `after` with
+// the child's pid once it returned (undefined if it failed). src/messaging counts the child
+// among the holders of open connections there, so that no instant exists where they seem
+// held by nobody.
+const forkHooks: Array<{ before: () => void; after: (pid: number | undefined) => void }> = [];
 
-export function aroundFork(before: () => void, failed: () => void): void {
-  forkHooks.push({ before, failed });
+export function aroundFork(before: () => void, after: (pid: number | undefined) => void): void {
+  forkHooks.push({ before, after });
 }
 
 export function runBeforeFork(): void {
   for (const { before } of forkHooks) before();
 }
 
-export function runForkFailed(): void {
-  for (const { failed } of forkHooks) failed();
+export function runAfterForkInParent(pid: number | undefined): void {
+  for (const { after } of forkHooks) after(pid);
 }
 
 export function becomeChild(): void {

@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { becomeChild, runBeforeFork, runForkFailed } from './child';
+import { becomeChild, runAfterForkInParent, runBeforeFork } from './child';
 import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
@@ -84,9 +84,10 @@ export function fork(): number {
   try {
     pid = native.fork();
   } catch (error) {
-    runForkFailed();
+    runAfterForkInParent(undefined);
     throw error;
   }
+  if (pid !== 0) runAfterForkInParent(pid);
   scheduleRestoreDontFork();
   if (pid === 0) {
     try {
