@@ -5,11 +5,12 @@
  * and a child forked while its parent holds a lock.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { fork } from 'forkwise';
 import { Barrier, BrokenBarrierError, Condition, Event, Mutex, Semaphore, Value } from 'forkwise/sync';
 import { runNode } from './helpers';
-import { Children, sleep, syncPath } from './sync-helpers';
+import { Children, sleep, syncPath, until } from './sync-helpers';
 
 describe('forkwise/sync edge cases', function () {
   this.timeout(20000);
@@ -93,7 +94,8 @@ describe('forkwise/sync edge cases', function () {
     const event = new Event();
     const waiting = event.waitAsync(2000);
     const pid = children.fork(() => (event.wait(2000) ? 0 : 1));
-    await sleep(100);
+    // The child must be asleep in wait() before set() (a fork is slow on a loaded machine).
+    await until(() => /futex/.test(readFileSync(`/proc/${pid}/wchan`, 'utf8')), 5000, 'the child waiting');
     event.set();
     event.clear();
     assert.equal(await waiting, true);
