@@ -53,16 +53,12 @@ export function getExcepthook(): ExceptHook {
   return hook;
 }
 
-/** Runs the hook; an error thrown by a replaced hook is printed by the default one, as CPython does. */
+/** Runs the hook; an error thrown by a replaced hook is printed too, as CPython does. */
 export function reportThreadError(args: ExceptHookArgs): void {
   try {
     hook(args);
   } catch (error) {
-    excepthook({
-      excType: error instanceof Error ? error.name : typeof error,
-      excValue: error,
-      excTraceback: error instanceof Error ? error.stack : undefined,
-      thread: { name: 'excepthook', ident: undefined },
-    });
+    const body = error instanceof Error ? (error.stack ?? String(error)) : inspect(error);
+    process.stderr.write(`Exception in threading.excepthook:\n${body}\n`);
   }
 }

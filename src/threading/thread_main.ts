@@ -19,8 +19,13 @@ async function run(): Promise<void> {
   }
   if (data.target === null) return;
   const fn = await loadTarget(data.target);
-  // The serializer (and forkwise/sync with it) only when there are objects to attach.
-  const call = data.handles ? (require('../messaging/serializer') as typeof import('../messaging/serializer')).fromHandles(data.call) : data.call;
+  // The serializer (and forkwise/sync with it) only when there are objects to attach; the
+  // messaging layer registers the kinds of its own (Queue, Connection).
+  let call = data.call;
+  if (data.handles) {
+    require('../messaging/index');
+    call = (require('../messaging/serializer') as typeof import('../messaging/serializer')).fromHandles(call);
+  }
   const [thisArg, args] = call as [unknown, unknown[]];
   await fn.apply(thisArg, args);
 }
