@@ -8,3 +8,4 @@ export * from '../sync/index';
 export { Thread, currentThread, mainThread, enumerate, activeCount, type ThreadOptions } from './thread';
 export { Timer, type TimerOptions } from './timer';
 export { excepthook, setExcepthook, getExcepthook, type ExceptHook, type ExceptHookArgs } from './excepthook';
+export { Queue, SimpleQueue, QueueEmpty, QueueFull, type QueueHandle, type QueueOptions, type QueueWaitOptions, type QueueSyncOptions } from './queue';
