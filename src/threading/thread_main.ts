@@ -20,10 +20,12 @@ async function run(): Promise<void> {
   if (data.target === null) return;
   const fn = await loadTarget(data.target);
   // The serializer (and forkwise/sync with it) only when there are objects to attach; the
-  // messaging layer registers the kinds of its own (Queue, Connection).
+  // messaging layer and ordered_queue register the kinds of their own (Queue, Connection,
+  // PriorityQueue, LifoQueue).
   let call = data.call;
   if (data.handles) {
     require('../messaging/index');
+    require('./ordered_queue');
     call = (require('../messaging/serializer') as typeof import('../messaging/serializer')).fromHandles(call);
   }
   const [thisArg, args] = call as [unknown, unknown[]];
