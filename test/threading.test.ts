@@ -376,6 +376,19 @@ describe('threading: bad input', () => {
     assert.throws(() => t.joinSync(NaN), { code: 'ERR_INVALID_ARG_VALUE' });
     await assert.rejects(currentThread().join(), { code: 'ERR_FORKWISE_JOIN_SELF' });
     await t.join();
+    const words = new Int32Array(new SharedArrayBuffer(4));
+    const other = await started({
+      target: (words: Int32Array) => {
+        try {
+          require('forkwise/threading').mainThread().joinSync();
+        } catch (error) {
+          Atomics.store(words, 0, (error as { code?: string }).code === 'ERR_FORKWISE_JOIN_FOREIGN' ? 1 : 2);
+        }
+      },
+      args: [words],
+    });
+    await other.join();
+    assert.equal(words[0], 1);
     const d = new Thread();
     d.daemon = true;
     assert.equal(d.daemon, true);

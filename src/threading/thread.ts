@@ -306,6 +306,9 @@ export class Thread {
     }
     if (!this.#started) throw new ForkwiseError('ERR_FORKWISE_THREAD_NOT_STARTED', 'forkwise: cannot join thread before it is started');
     if (this === currentThread()) throw new ForkwiseError('ERR_FORKWISE_JOIN_SELF', 'forkwise: cannot join current thread');
+    if (this.#standIn) {
+      throw new ForkwiseError('ERR_FORKWISE_JOIN_FOREIGN', `forkwise: cannot join ${this.name}, a thread that was not started here by Thread`);
+    }
   }
 
   /** Timer: the cancellation word (set before or after start). */
