@@ -19,6 +19,12 @@ describe('examples run and check themselves', function () {
     assert.match(out.stdout, /all checks passed/);
   });
 
+  it('threads-producer-consumer', async () => {
+    const out = await runNode(join(examples, 'threads-producer-consumer.mjs'), [], { timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /all checks passed/);
+  });
+
   it('signals', async () => {
     const out = await runNode(join(examples, 'signals.mjs'), [], { timeoutMs: 30000 });
     assert.equal(out.code, 0, out.stdout + out.stderr);

@@ -314,3 +314,30 @@ export function deserialize(bytes: Uint8Array): unknown {
   const value = deserializer.readValue();
   return flag === WITH_HANDLES ? decode(value, new Map()) : value;
 }
+
+/**
+ * `value` ready for `postMessage` / `workerData` between threads: forkwise objects replaced
+ * by their handles, everything else left to the structured clone of `postMessage`, which
+ * shares `SharedArrayBuffer`s (and typed arrays over them) instead of copying them. Refused
+ * values throw as in `serialize`, naming their path.
+ *
+ * @example
+ * new Worker(file, { workerData: toHandles({ lock, counts: new Int32Array(new SharedArrayBuffer(8)) }, 'args') });
+ * // in the worker: fromHandles(workerData) gives the same lock and the same memory
+ */
+export function toHandles(value: unknown, path = 'value'): unknown {
+  let hasHandles: boolean;
+  try {
+    hasHandles = scan(value, undefined);
+  } catch (error) {
+    if (error !== REFUSED) throw error;
+    const [where, what] = pathOfRefused(value, path, new Set()) ?? [path, 'a function or a symbol'];
+    throw notCloneable(where, what);
+  }
+  return hasHandles ? encode(value, new Map()) : value;
+}
+
+/** What `toHandles` made, after `postMessage`: forkwise objects attached in this thread. */
+export function fromHandles(value: unknown): unknown {
+  return decode(value, new Map());
+}

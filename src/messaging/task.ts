@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runInThisContext } from 'node:vm';
-import detectFreeNames = require('acorn-globals');
+import type detectFreeNamesType = require('acorn-globals');
 import { argError, invalidArgType } from '../posix/errors';
 
 /** A named export of a module: `{ module: './work.js', name: 'crunch' }`. */
@@ -21,6 +21,14 @@ export interface TaskRef {
 
 /** What crosses: a module and export name, or a function's source. */
 export type TaskSpec = { kind: 'ref'; module: string; name: string } | { kind: 'source'; source: string; name: string };
+
+// acorn is loaded by the first describeTarget: a thread or process that only runs targets
+// (loadTarget) does not pay for it (about a third of a Worker's start-up here).
+let acornGlobals: typeof detectFreeNamesType | undefined;
+function detectFreeNames(...args: Parameters<typeof detectFreeNamesType>): ReturnType<typeof detectFreeNamesType> {
+  acornGlobals ??= require('acorn-globals') as typeof detectFreeNamesType;
+  return acornGlobals(...args);
+}
 
 // Names a function may use without declaring them: globals, and `require` (given to it).
 const provided = new Set(['require', 'arguments', 'this', 'undefined', 'globalThis']);
