@@ -5,7 +5,7 @@
  * settles exactly the tasks it concerns.
  *
  * - Each worker has a duplex Pipe; up to PREFETCH chunks wait at a worker so it never idles
- *   between them. The first of a worker's `inflight` is the one running: its timeout counts
+ *   between them; what a worker gets at once goes in one message. The first of a worker's `inflight` is the one running: its timeout counts
  *   from when it became first.
  * - A worker that ends with tasks fails the running one with WorkerDiedError (pid, exit code
  *   or signal) and gives the others back to the queue; it is replaced while the pool runs.
@@ -26,11 +26,13 @@ import { validateInteger, validateObject } from '../posix/validate';
 import { checkForkSafe } from './popen_fork';
 import { afterForkInChild } from '../posix/child';
 import { Process } from './process';
-import { register, registry, workerLoop, type ErrorRecord, type FnRef, type ReplyMessage, type TaskMessage, type WorkerSetup } from './pool_worker';
+import { TaskQueue } from './task_queue';
+import { register, registry, workerLoop, type ErrorRecord, type FnRef, type OneTask, type ReplyMessage, type TaskMessage, type WorkerSetup } from './pool_worker';
+import { serialize } from '../messaging/serializer';
 import { getStartMethod, validateStartMethod, type StartMethod } from './start_method';
 import { join } from 'node:path';
 
-const PREFETCH = 2;
+const PREFETCH = 4;
 
 // Pools of this process. A forked child (a worker, or any child) has copies of them that
 // are not its own: they must not act there (dispatch, replace workers, time tasks out).
@@ -140,7 +142,7 @@ export class Pool {
   readonly #maxQueued: number;
   readonly #timeout: number | undefined;
   readonly #workers = new Set<Worker>();
-  readonly #queue: Chunk[] = [];
+  readonly #queue = new TaskQueue<Chunk>();
   #state: 'running' | 'closed' | 'terminated' | 'inherited' = 'running';
   #broken: Error | undefined;
   #roomWaiters: Array<() => void> = [];
@@ -183,7 +185,7 @@ export class Pool {
     return {
       done: this.#stats.done,
       failed: this.#stats.failed,
-      queued: this.#queue.reduce((n, chunk) => n + chunk.argsList.length, 0),
+      queued: [...this.#queue].reduce((n, chunk) => n + (chunk.settled ? 0 : chunk.argsList.length), 0),
       running,
       workers: this.#workers.size,
       runMs: percentiles(this.#stats.runMs),
@@ -325,7 +327,7 @@ export class Pool {
     this.#state = 'terminated';
     pools.delete(this);
     const error = new ForkwiseError('ERR_FORKWISE_POOL_TERMINATED', 'forkwise: the pool was terminated');
-    for (const chunk of this.#queue.splice(0)) this.#settle(chunk, error);
+    for (const chunk of this.#queue.drain()) this.#settle(chunk, error);
     for (const worker of this.#workers) {
       for (const chunk of worker.inflight.splice(0)) this.#settle(chunk, error);
       this.#endWorker(worker);
@@ -375,7 +377,7 @@ export class Pool {
         signal.addEventListener('abort', chunk.onAbort, { once: true });
       }
       this.#queue.push(chunk);
-      this.#pump();
+      this.#schedulePump();
     });
   }
 
@@ -395,11 +397,10 @@ export class Pool {
 
   #abort(chunk: Chunk): void {
     const error = abortError(chunk.signal!);
-    const queued = this.#queue.indexOf(chunk);
-    if (queued >= 0) {
-      this.#queue.splice(queued, 1);
-      this.#wakeRoom();
-      return this.#settle(chunk, error);
+    if ([...this.#queue].includes(chunk)) {
+      // Settled, it is skipped when its turn comes.
+      this.#settle(chunk, error);
+      return this.#wakeRoom();
     }
     for (const worker of this.#workers) {
       const at = worker.inflight.indexOf(chunk);
@@ -539,7 +540,7 @@ export class Pool {
       const cause = rebuildError(reply[1]);
       this.#broken = new ForkwiseError('ERR_FORKWISE_POOL_INITIALIZER', `forkwise: the pool's initializer failed: ${cause.message}`);
       (this.#broken as Error & { cause?: unknown }).cause = cause;
-      for (const chunk of [...this.#queue.splice(0), ...worker.inflight.splice(0)]) this.#settle(chunk, this.#broken);
+      for (const chunk of [...this.#queue.drain(), ...worker.inflight.splice(0)]) this.#settle(chunk, this.#broken);
       this.#wakeRoom();
       return;
     }
@@ -563,10 +564,23 @@ export class Pool {
     }
   }
 
+  // Submissions made together are sent together: one pump for them, after the caller's turn.
+  #pumpScheduled = false;
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
   #pump(): void {
     if (this.#state === 'inherited') return;
+    // What each worker gets now goes in one message: one wake-up for many tiny tasks.
+    const outgoing = new Map<Worker, OneTask[]>();
     for (;;) {
-      const chunk = this.#queue[0];
+      const chunk = this.#queue.first();
       if (!chunk) break;
       if (chunk.settled) {
         this.#queue.shift();
@@ -575,19 +589,27 @@ export class Pool {
       const worker = this.#pickWorker(chunk);
       if (!worker) break;
       this.#queue.shift();
-      this.#wakeRoom();
+      const task: OneTask = ['task', worker.sent + 1, chunk.fn, chunk.argsList];
       try {
-        worker.conn.send(['task', worker.sent + 1, chunk.fn, chunk.argsList] satisfies TaskMessage);
+        serialize(chunk.argsList, 'args');
       } catch (error) {
         this.#settle(chunk, error as Error); // arguments that cannot be cloned
         continue;
       }
       worker.inflight.push(chunk);
       worker.sent += 1;
+      let list = outgoing.get(worker);
+      if (!list) outgoing.set(worker, (list = []));
+      list.push(task);
       this.#startHead(worker);
-      if (this.#maxTasksPerChild !== undefined && worker.sent >= this.#maxTasksPerChild) this.#retire(worker);
+      if (this.#maxTasksPerChild !== undefined && worker.sent >= this.#maxTasksPerChild) worker.retiring = true;
+    }
+    for (const [worker, list] of outgoing) {
+      worker.conn.send(list.length === 1 ? list[0]! : (['tasks', list] satisfies TaskMessage));
+      if (worker.retiring) worker.conn.send(['stop'] satisfies TaskMessage);
       void this.#read(worker);
     }
+    this.#wakeRoom();
     if (this.#state === 'closed' && this.#queue.length === 0) {
       for (const worker of this.#workers) if (!worker.retiring) this.#retire(worker);
     }

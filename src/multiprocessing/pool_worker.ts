@@ -3,10 +3,13 @@
  * blocking between them (a worker has nothing else to do), runs each and answers on the same
  * Connection, in order:
  *   parent → worker   ['task', seq, fn, argsList]   run fn(...args) for each args of the list
+ *                     ['tasks', [task, ...]]          several at once
  *                     ['stop']                        finish and exit
  *   worker → parent   ['done', seq, results]
  *                     ['fail', seq, error]            a plain { name, message, stack, code }
  *                     ['init-failed', error]          the initializer threw; the worker exits
+ * A worker answers each task as soon as it is done, so that the parent always knows which
+ * one runs (a death or a timeout concerns exactly that one).
  * `fn` is an index into the function registry that a forked worker inherited, or a TaskSpec
  * (spawn, forkserver, threads), loaded once per worker.
  */
@@ -14,9 +17,11 @@ import type { Connection } from '../messaging/connection';
 import { loadTarget, type TaskSpec } from '../messaging/task';
 
 export type FnRef = number | TaskSpec;
-export type TaskMessage = ['task', number, FnRef, unknown[][]] | ['stop'];
+export type OneTask = ['task', number, FnRef, unknown[][]];
+export type TaskMessage = OneTask | ['tasks', OneTask[]] | ['stop'];
 export type ErrorRecord = { name: string; message: string; stack?: string; code?: unknown };
-export type ReplyMessage = ['done', number, unknown[]] | ['fail', number, ErrorRecord] | ['init-failed', ErrorRecord];
+export type TaskReply = ['done', number, unknown[]] | ['fail', number, ErrorRecord];
+export type ReplyMessage = TaskReply | ['init-failed', ErrorRecord];
 
 /**
  * Functions the parent has handed to a pool, by index. A forked worker has the entries that
@@ -74,17 +79,9 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
       return;
     }
   }
-  for (;;) {
-    let message: TaskMessage;
-    try {
-      message = conn.recvSync() as TaskMessage;
-    } catch {
-      return; // the parent is gone (EOFError)
-    }
-    if (message[0] === 'stop') return;
-    const [, seq, ref, argsList] = message;
+  const run = async ([, seq, ref, argsList]: OneTask): Promise<void> => {
     const results: unknown[] = [];
-    let reply: ReplyMessage;
+    let reply: TaskReply;
     try {
       const fn = await resolveFn(ref);
       for (const args of argsList) {
@@ -101,8 +98,22 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
       // A result that cannot be cloned fails its task, as a thrown error would.
       conn.send(['fail', seq, errorRecord(error)] satisfies ReplyMessage);
     }
-    // Recycled by memory: the parent sees the exit and starts another worker.
-    if (setup.maxMemoryPerChild !== undefined && process.memoryUsage.rss() > setup.maxMemoryPerChild) return;
+  };
+  // Recycled by memory: the parent sees the exit, gives what this worker had not started to
+  // another, and starts a new one.
+  const tooBig = (): boolean => setup.maxMemoryPerChild !== undefined && process.memoryUsage.rss() > setup.maxMemoryPerChild;
+  for (;;) {
+    let message: TaskMessage;
+    try {
+      message = conn.recvSync() as TaskMessage;
+    } catch {
+      return; // the parent is gone (EOFError)
+    }
+    if (message[0] === 'stop') return;
+    for (const task of message[0] === 'tasks' ? message[1] : [message]) {
+      await run(task);
+      if (tooBig()) return;
+    }
   }
 }
 
