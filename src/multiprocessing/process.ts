@@ -166,6 +166,15 @@ export class Process {
     return this.#starting;
   }
 
+  /**
+   * Settles once `p` has ended (not kept alive by this: a daemon child that nobody waits
+   * for does not hold this process). For the pools of this package.
+   */
+  static ended(p: Process): Promise<void> {
+    if (!p.#starting) return Promise.reject(new ForkwiseError('ERR_FORKWISE_PROCESS_NOT_STARTED', 'forkwise: not started'));
+    return p.#starting.then(() => p.#popen!.ended).then((end) => p.#ended(end));
+  }
+
   #ended(end: ChildEnd): void {
     this.#end = end;
     children.delete(this);

@@ -1,0 +1,718 @@
+/**
+ * `Pool`: worker processes running tasks, as CPython's `multiprocessing.Pool`, without its
+ * hangs. The parent keeps every decision in one place: which worker holds which tasks
+ * (`inflight`, in the order the worker runs them), so a worker's end, a timeout or an abort
+ * settles exactly the tasks it concerns.
+ *
+ * - Each worker has a duplex Pipe; up to PREFETCH chunks wait at a worker so it never idles
+ *   between them; what a worker gets at once goes in one message. The first of a worker's `inflight` is the one running: its timeout counts
+ *   from when it became first.
+ * - A worker that ends with tasks fails the running one with WorkerDiedError (pid, exit code
+ *   or signal) and gives the others back to the queue; it is replaced while the pool runs.
+ * - A task's timeout or abort while it runs ends its worker (SIGTERM, then SIGKILL).
+ * - With `fork`, a function is known to the workers forked after it was first handed to the
+ *   pool (pool_worker.ts's registry): a task whose function a worker does not know retires
+ *   an idle worker and forks a fresh one from the current state, so any closure works, and
+ *   the same function submitted again costs nothing more.
+ * - Workers are daemons that do not keep this process alive when idle: pending tasks do.
+ */
+import { availableParallelism } from 'node:os';
+import { Pipe, type Connection } from '../messaging/connection';
+import { TimeoutError } from '../messaging/errors';
+import { describeTarget } from '../messaging/task';
+import { abortError, ForkwiseError, invalidArgType, invalidArgValue } from '../posix/errors';
+import { kill } from '../posix/kill';
+import { validateInteger, validateObject } from '../posix/validate';
+import { checkForkSafe } from './popen_fork';
+import { afterForkInChild } from '../posix/child';
+import { Process } from './process';
+import { TaskQueue } from './task_queue';
+import { register, registry, workerLoop, type ErrorRecord, type FnRef, type OneTask, type ReplyMessage, type TaskMessage, type WorkerSetup } from './pool_worker';
+import { serialize } from '../messaging/serializer';
+import { getStartMethod, validateStartMethod, type StartMethod } from './start_method';
+import { join } from 'node:path';
+
+const PREFETCH = 4;
+
+// Pools of this process. A forked child (a worker, or any child) has copies of them that
+// are not its own: they must not act there (dispatch, replace workers, time tasks out).
+const pools = new Set<{ forget(): void }>();
+afterForkInChild(() => {
+  for (const pool of pools) pool.forget();
+  pools.clear();
+});
+const KILL_GRACE_MS = 1000;
+const workerModule = join(__dirname, 'pool_worker.js');
+
+export interface PoolOptions {
+  processes?: number;
+  initializer?: Function | { module: string | URL; name: string };
+  initArgs?: unknown[];
+  maxTasksPerChild?: number;
+  /** Bytes of resident memory after a task above which a worker is replaced. */
+  maxMemoryPerChild?: number;
+  startMethod?: StartMethod;
+  /** Tasks waiting for a worker above which `apply`/`map` wait for room (back-pressure). */
+  maxQueued?: number;
+  /** Default per-task timeout in ms, counted from when the task starts running. */
+  timeout?: number;
+}
+
+export interface TaskOptions {
+  signal?: AbortSignal;
+  timeout?: number;
+}
+
+export interface MapOptions extends TaskOptions {
+  chunksize?: number;
+  /** Called after each chunk with the tasks done and the total (when known). */
+  onProgress?: (done: number, total: number | undefined) => void;
+}
+
+/** A pool worker ended while it ran the task. */
+export class WorkerDiedError extends ForkwiseError {
+  constructor(
+    readonly pid: number,
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+  ) {
+    super('ERR_FORKWISE_WORKER_DIED', `forkwise: the pool worker ${pid} died while running the task (${signal ? `signal ${signal}` : `exit code ${exitCode}`})`);
+    this.name = 'WorkerDiedError';
+  }
+}
+
+interface Chunk {
+  fn: FnRef;
+  /** The index of its function in the registry (fork), else -1. */
+  fnIndex: number;
+  argsList: unknown[][];
+  timeout: number | undefined;
+  signal: AbortSignal | undefined;
+  resolve(results: unknown[]): void;
+  reject(error: Error): void;
+  queuedAt: number;
+  startedAt?: number;
+  settled?: boolean;
+  onAbort?: () => void;
+}
+
+interface Worker {
+  proc: Process;
+  conn: Connection;
+  /** The child's end, held here until the child has answered once (spawned ones attach). */
+  childEnd: Connection | undefined;
+  /** Registry entries it knows (fork): those that existed when it was forked (-1 before). */
+  knows: number;
+  inflight: Chunk[];
+  sent: number;
+  retiring: boolean;
+  reading: Promise<void> | undefined;
+  timer?: NodeJS.Timeout;
+}
+
+function rebuildError(record: ErrorRecord): Error {
+  const error = new Error(record.message);
+  error.name = record.name;
+  if (record.stack) error.stack = record.stack;
+  if (record.code !== undefined) (error as { code?: unknown }).code = record.code;
+  return error;
+}
+
+const signalOf = (code: number | null): NodeJS.Signals | null => {
+  if (code === null || code >= 0) return null;
+  const { signals } = require('node:os').constants as { signals: Record<string, number> };
+  return (Object.keys(signals).find((name) => signals[name] === -code) as NodeJS.Signals | undefined) ?? null;
+};
+
+/**
+ * A pool of worker processes.
+ *
+ * @example
+ * import { Pool } from 'forkwise/multiprocessing';
+ * const table = new Map([[1, 10], [2, 20]]);
+ * await using pool = new Pool({ processes: 2 });
+ * await pool.map((x) => table.get(x) * 2, [1, 2]); // [20, 40]
+ */
+export class Pool {
+  readonly #size: number;
+  readonly #method: StartMethod;
+  readonly #setup: WorkerSetup;
+  readonly #initializer: PoolOptions['initializer'];
+  readonly #maxTasksPerChild: number | undefined;
+  readonly #maxQueued: number;
+  readonly #timeout: number | undefined;
+  readonly #workers = new Set<Worker>();
+  readonly #queue = new TaskQueue<Chunk>();
+  #state: 'running' | 'closed' | 'terminated' | 'inherited' = 'running';
+  #broken: Error | undefined;
+  #roomWaiters: Array<() => void> = [];
+  #idleWaiters: Array<() => void> = [];
+  readonly #stats = { done: 0, failed: 0, runMs: [] as number[], waitMs: [] as number[] };
+
+  constructor(options: PoolOptions = {}) {
+    const o = validateObject(options, 'options') as PoolOptions;
+    this.#size = o.processes === undefined ? availableParallelism() : validateInteger(o.processes, 'options.processes', 1, 4096);
+    this.#method = o.startMethod === undefined ? getStartMethod() : validateStartMethod(o.startMethod, 'options.startMethod');
+    if (this.#method === 'fork') checkForkSafe();
+    if (o.initializer !== undefined && typeof o.initializer !== 'function' && (typeof o.initializer !== 'object' || o.initializer === null)) {
+      throw invalidArgType('options.initializer', 'a function or a TaskRef { module, name }', o.initializer);
+    }
+    if (o.initArgs !== undefined && !Array.isArray(o.initArgs)) throw invalidArgType('options.initArgs', 'an array', o.initArgs);
+    this.#maxTasksPerChild = o.maxTasksPerChild === undefined ? undefined : validateInteger(o.maxTasksPerChild, 'options.maxTasksPerChild', 1, Number.MAX_SAFE_INTEGER);
+    const maxMemory = o.maxMemoryPerChild === undefined ? undefined : validateInteger(o.maxMemoryPerChild, 'options.maxMemoryPerChild', 1, Number.MAX_SAFE_INTEGER);
+    this.#maxQueued = o.maxQueued === undefined ? Infinity : validateInteger(o.maxQueued, 'options.maxQueued', 1, Number.MAX_SAFE_INTEGER);
+    this.#timeout = o.timeout === undefined ? undefined : validateTimeout(o.timeout, 'options.timeout');
+    this.#initializer = o.initializer;
+    this.#setup = {
+      initializer: o.initializer === undefined ? undefined : this.#fnRef(o.initializer, 'options.initializer').fn,
+      initArgs: o.initArgs ?? [],
+      ...(maxMemory === undefined ? {} : { maxMemoryPerChild: maxMemory }),
+    };
+    pools.add(this);
+    for (let i = 0; i < this.#size; i++) this.#startWorker();
+  }
+
+  /** In a forked child: this pool is the parent's; it stays still here. */
+  forget(): void {
+    this.#state = 'inherited';
+    for (const worker of this.#workers) clearTimeout(worker.timer);
+  }
+
+  /** What the pool has done and holds: counts, and run and wait times (ms) at percentiles. */
+  get stats(): { done: number; failed: number; queued: number; running: number; workers: number; runMs: Percentiles; waitMs: Percentiles } {
+    let running = 0;
+    for (const worker of this.#workers) running += worker.inflight.length > 0 ? 1 : 0;
+    return {
+      done: this.#stats.done,
+      failed: this.#stats.failed,
+      queued: [...this.#queue].reduce((n, chunk) => n + (chunk.settled ? 0 : chunk.argsList.length), 0),
+      running,
+      workers: this.#workers.size,
+      runMs: percentiles(this.#stats.runMs),
+      waitMs: percentiles(this.#stats.waitMs),
+    };
+  }
+
+  /** Runs `fn(...args)` in a worker. */
+  async apply<R>(fn: (...args: any[]) => R | Promise<R>, args: unknown[] = [], options: TaskOptions = {}): Promise<Awaited<R>> {
+    if (!Array.isArray(args)) throw invalidArgType('args', 'an array', args);
+    const [result] = await this.#submit(fn, [args], options);
+    return result as Awaited<R>;
+  }
+
+  /** As CPython's `apply_async`: an AsyncResult, with optional callbacks. */
+  applyAsync<R>(
+    fn: (...args: any[]) => R | Promise<R>,
+    args: unknown[] = [],
+    options: TaskOptions & { callback?: (value: Awaited<R>) => void; errorCallback?: (error: Error) => void } = {},
+  ): AsyncResult<Awaited<R>> {
+    const { callback, errorCallback, ...taskOptions } = options;
+    const result = new AsyncResult(this.apply(fn, args, taskOptions));
+    result.promise.then(callback, errorCallback).catch(() => {});
+    return result;
+  }
+
+  /** `fn(item)` for every item, in order. Items may be any iterable or async iterable. */
+  map<T, R>(fn: (item: T) => R | Promise<R>, items: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): Promise<Awaited<R>[]> {
+    return this.#collect(items, (item) => [item], (all) => this.#mapArgs(fn, all, options)) as Promise<Awaited<R>[]>;
+  }
+
+  /** `fn(...args)` for every args array, in order. */
+  starmap<R>(fn: (...args: any[]) => R | Promise<R>, items: Iterable<unknown[]> | AsyncIterable<unknown[]>, options: MapOptions = {}): Promise<Awaited<R>[]> {
+    const asArgs = (args: unknown): unknown[] => {
+      if (!Array.isArray(args)) throw invalidArgType('items[i]', 'an array', args);
+      return args;
+    };
+    return this.#collect(items, asArgs, (all) => this.#mapArgs(fn, all, options)) as Promise<Awaited<R>[]>;
+  }
+
+  // A synchronous iterable is read at once, so that its tasks are submitted before the
+  // caller goes on (a close() right after map() lets them run, as in CPython).
+  async #collect(items: unknown, toArgs: (item: unknown) => unknown[], then: (all: unknown[][]) => Promise<unknown[]>): Promise<unknown[]> {
+    if (items !== null && typeof items === 'object' && Symbol.iterator in items) {
+      return then(Array.from(items as Iterable<unknown>, toArgs));
+    }
+    if (items === null || typeof items !== 'object' || !(Symbol.asyncIterator in items)) {
+      throw invalidArgType('items', 'an iterable or async iterable', items);
+    }
+    const all: unknown[][] = [];
+    for await (const item of items as AsyncIterable<unknown>) all.push(toArgs(item));
+    return then(all);
+  }
+
+  async #mapArgs(fn: Function, all: unknown[][], options: MapOptions): Promise<unknown[]> {
+    const { chunksize, onProgress, ...taskOptions } = validateObject(options, 'options') as MapOptions;
+    // CPython's automatic chunksize: about four chunks per worker.
+    const size = chunksize === undefined ? Math.max(1, Math.ceil(all.length / (this.#size * 4))) : validateInteger(chunksize, 'options.chunksize', 1, 2 ** 31);
+    const parts: Array<Promise<unknown[]>> = [];
+    let done = 0;
+    for (let i = 0; i < all.length; i += size) {
+      const chunk = all.slice(i, i + size);
+      const part = this.#submit(fn, chunk, taskOptions);
+      if (onProgress) void part.then(() => onProgress((done += chunk.length), all.length), () => {});
+      parts.push(part);
+    }
+    return (await Promise.all(parts)).flat();
+  }
+
+  /**
+   * `fn(item)` for every item, results in order as they come; the items are read lazily,
+   * a bounded window ahead of the results.
+   */
+  imap<T, R>(fn: (item: T) => R | Promise<R>, items: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): AsyncIterable<Awaited<R>> {
+    return this.#lazyMap(fn, items, options, true) as AsyncIterable<Awaited<R>>;
+  }
+
+  /** As `imap`, results in the order they complete. */
+  imapUnordered<T, R>(fn: (item: T) => R | Promise<R>, items: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): AsyncIterable<Awaited<R>> {
+    return this.#lazyMap(fn, items, options, false) as AsyncIterable<Awaited<R>>;
+  }
+
+  async *#lazyMap(fn: Function, items: Iterable<unknown> | AsyncIterable<unknown>, options: MapOptions, ordered: boolean): AsyncGenerator<unknown> {
+    const { chunksize = 1, onProgress, ...taskOptions } = validateObject(options, 'options') as MapOptions;
+    validateInteger(chunksize, 'options.chunksize', 1, 2 ** 31);
+    const window = this.#size * PREFETCH * 2;
+    const iterator = (Symbol.asyncIterator in Object(items) ? (items as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (items as Iterable<unknown>)[Symbol.iterator]()) as AsyncIterator<unknown> | Iterator<unknown>;
+    type Part = { promise: Promise<unknown[]>; result?: unknown[]; error?: unknown; ready: boolean };
+    const parts: Part[] = [];
+    let exhausted = false;
+    let done = 0;
+    const fill = async (): Promise<void> => {
+      while (!exhausted && parts.length < window) {
+        const chunk: unknown[][] = [];
+        while (chunk.length < chunksize) {
+          const next = await iterator.next();
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          chunk.push([next.value]);
+        }
+        if (chunk.length === 0) break;
+        const part: Part = { promise: this.#submit(fn, chunk, taskOptions), ready: false };
+        part.promise.then(
+          (result) => Object.assign(part, { result, ready: true }),
+          (error: unknown) => Object.assign(part, { error, ready: true }),
+        );
+        parts.push(part);
+      }
+    };
+    await fill();
+    while (parts.length > 0) {
+      let index = 0;
+      if (ordered) {
+        await parts[0]!.promise.catch(() => {});
+      } else {
+        await Promise.race(parts.map((p) => p.promise.catch(() => {})));
+        index = parts.findIndex((p) => p.ready);
+      }
+      const [part] = parts.splice(index, 1);
+      if (part!.error !== undefined) throw part!.error;
+      done += part!.result!.length;
+      onProgress?.(done, undefined);
+      await fill();
+      yield* part!.result!;
+    }
+  }
+
+  /** No more tasks; workers exit once the queued and running ones are done. */
+  close(): void {
+    if (this.#state === 'running') this.#state = 'closed';
+    this.#pump();
+  }
+
+  /** Ends every worker now; pending tasks reject. */
+  terminate(): void {
+    if (this.#state === 'terminated' || this.#state === 'inherited') return;
+    this.#state = 'terminated';
+    pools.delete(this);
+    const error = new ForkwiseError('ERR_FORKWISE_POOL_TERMINATED', 'forkwise: the pool was terminated');
+    for (const chunk of this.#queue.drain()) this.#settle(chunk, error);
+    for (const worker of this.#workers) {
+      for (const chunk of worker.inflight.splice(0)) this.#settle(chunk, error);
+      this.#endWorker(worker);
+    }
+    this.#wakeRoom();
+  }
+
+  /** Waits for every worker to exit (after `close()` or `terminate()`). */
+  async join(): Promise<void> {
+    if (this.#state === 'running') throw new ForkwiseError('ERR_FORKWISE_POOL_RUNNING', 'forkwise: close() or terminate() the pool before join()');
+    while (this.#workers.size > 0) {
+      // Joined, the workers keep this process alive until they have ended.
+      for (const worker of this.#workers) worker.proc.join().catch(() => {});
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.terminate();
+    await this.join();
+  }
+
+  // Tasks -------------------------------------------------------------------------------
+
+  #fnRef(fn: unknown, what: string): { fn: FnRef; index: number } {
+    if (this.#method === 'fork' && typeof fn === 'function') {
+      const index = register(fn);
+      return { fn: index, index };
+    }
+    return { fn: describeTarget(fn, what), index: -1 };
+  }
+
+  async #submit(fn: Function, argsList: unknown[][], options: TaskOptions): Promise<unknown[]> {
+    if (this.#state !== 'running') throw new ForkwiseError('ERR_FORKWISE_POOL_CLOSED', `forkwise: the pool is ${this.#state}`);
+    if (this.#broken) throw this.#broken;
+    if (typeof fn !== 'function' && (typeof fn !== 'object' || fn === null)) throw invalidArgType('fn', 'a function or a TaskRef { module, name }', fn);
+    const { signal, timeout = this.#timeout } = validateObject(options, 'options') as TaskOptions;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an AbortSignal', signal);
+    const limit = timeout === undefined ? undefined : validateTimeout(timeout, 'options.timeout');
+    const { fn: ref, index } = this.#fnRef(fn, 'fn');
+    if (signal?.aborted) throw abortError(signal);
+    while (this.#queue.length >= this.#maxQueued) await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    return new Promise<unknown[]>((resolve, reject) => {
+      const chunk: Chunk = { fn: ref, fnIndex: index, argsList, timeout: limit, signal, resolve, reject, queuedAt: performance.now() };
+      if (signal) {
+        chunk.onAbort = () => this.#abort(chunk);
+        signal.addEventListener('abort', chunk.onAbort, { once: true });
+      }
+      this.#queue.push(chunk);
+      this.#schedulePump();
+    });
+  }
+
+  #settle(chunk: Chunk, error: Error | undefined, results?: unknown[]): void {
+    if (chunk.settled) return;
+    chunk.settled = true;
+    if (chunk.onAbort) chunk.signal!.removeEventListener('abort', chunk.onAbort);
+    if (chunk.startedAt !== undefined) record(this.#stats.runMs, performance.now() - chunk.startedAt);
+    if (error) {
+      this.#stats.failed += chunk.argsList.length;
+      chunk.reject(error);
+    } else {
+      this.#stats.done += chunk.argsList.length;
+      chunk.resolve(results!);
+    }
+  }
+
+  #abort(chunk: Chunk): void {
+    const error = abortError(chunk.signal!);
+    if ([...this.#queue].includes(chunk)) {
+      // Settled, it is skipped when its turn comes.
+      this.#settle(chunk, error);
+      return this.#wakeRoom();
+    }
+    for (const worker of this.#workers) {
+      const at = worker.inflight.indexOf(chunk);
+      if (at === 0) return this.#cutOff(worker, error);
+      if (at > 0) return this.#settle(chunk, error); // sent, not started: its result is dropped
+    }
+  }
+
+  // The running task of `worker` overran or was aborted: it fails, the others go back to
+  // the queue, and the worker is ended.
+  #cutOff(worker: Worker, error: Error): void {
+    const [running, ...rest] = worker.inflight.splice(0);
+    this.#settle(running!, error);
+    this.#queue.unshift(...rest.filter((c) => !c.settled).map(unstart));
+    this.#endWorker(worker);
+  }
+
+  // Workers -----------------------------------------------------------------------------
+
+  #startWorker(): void {
+    const [conn, childEnd] = Pipe();
+    const setup = this.#setup;
+    const pool = this;
+    let proc: Process;
+    if (this.#method === 'fork') {
+      proc = new Process({
+        startMethod: 'fork',
+        daemon: true,
+        // In the child: the other workers' connections are not this worker's to hold.
+        target: async () => {
+          for (const other of pool.#workers) {
+            if (other.conn !== conn) other.conn.close();
+            if (other.childEnd && other.childEnd !== childEnd) other.childEnd.close();
+          }
+          conn.close();
+          await workerLoop(childEnd, setup);
+        },
+      });
+    } else {
+      proc = new Process({
+        startMethod: this.#method,
+        daemon: true,
+        target: { module: workerModule, name: 'runWorker' },
+        args: [childEnd, setup],
+      });
+    }
+    const forked = this.#method === 'fork';
+    const worker: Worker = { proc, conn, childEnd, knows: forked ? -1 : Infinity, inflight: [], sent: 0, retiring: false, reading: undefined };
+    this.#workers.add(worker);
+    // The fork is made on the next turn of the loop, and this runs right after it: nothing
+    // can have been registered in between.
+    proc.start().then(
+      () => {
+        if (forked) worker.knows = registry.length;
+        this.#pump();
+      },
+      () => {},
+    );
+    Process.ended(proc).then(
+      () => this.#workerEnded(worker),
+      () => this.#workerEnded(worker),
+    );
+  }
+
+  #endWorker(worker: Worker): void {
+    worker.retiring = true;
+    clearTimeout(worker.timer);
+    try {
+      worker.proc.terminate();
+    } catch {
+      // already gone
+    }
+    setTimeout(() => {
+      if (worker.proc.isAlive() && worker.proc.pid !== undefined) {
+        try {
+          kill(worker.proc.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }, KILL_GRACE_MS).unref();
+  }
+
+  async #workerEnded(worker: Worker): Promise<void> {
+    if (this.#state === 'inherited') return;
+    clearTimeout(worker.timer);
+    // Its end held here no longer: the reads below reach end-of-file once what it answered
+    // before it ended has been read.
+    worker.childEnd?.close();
+    worker.childEnd = undefined;
+    await this.#read(worker);
+    worker.conn.close();
+    worker.proc.close();
+    this.#workers.delete(worker);
+    const exitCode = worker.proc.exitCode;
+    const [running, ...rest] = worker.inflight.splice(0);
+    if (running) {
+      // A worker that exits cleanly between tasks (recycled by memory) ran none of them.
+      if (exitCode === 0) this.#queue.unshift(unstart(running));
+      else this.#settle(running, new WorkerDiedError(worker.proc.pid ?? 0, exitCode !== null && exitCode >= 0 ? exitCode : null, signalOf(exitCode)));
+    }
+    this.#queue.unshift(...rest.filter((c) => !c.settled).map(unstart));
+    if (this.#state !== 'terminated' && !this.#broken && (this.#state === 'running' || this.#queue.length > 0)) {
+      if (this.#workers.size < this.#size) this.#startWorker();
+    }
+    this.#pump();
+    if (this.#workers.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  // Reads a worker's answers while it holds tasks (one reader per worker; a pending read
+  // keeps this process alive, so none is left pending on an idle worker).
+  #read(worker: Worker): Promise<void> {
+    worker.reading ??= (async () => {
+      try {
+        while (worker.inflight.length > 0) {
+          const reply = (await worker.conn.recv()) as ReplyMessage;
+          this.#handleReply(worker, reply);
+          this.#pump();
+        }
+      } catch {
+        // EOF: the worker ended; #workerEnded settles what it held.
+      } finally {
+        worker.reading = undefined;
+      }
+    })();
+    return worker.reading;
+  }
+
+  #handleReply(worker: Worker, reply: ReplyMessage): void {
+    if (this.#state === 'inherited') return;
+    if (worker.childEnd) {
+      worker.childEnd.close(); // it has attached: its end is its own now
+      worker.childEnd = undefined;
+    }
+    if (reply[0] === 'init-failed') {
+      // Restarting would fail the same way: the pool is broken, clearly.
+      const cause = rebuildError(reply[1]);
+      this.#broken = new ForkwiseError('ERR_FORKWISE_POOL_INITIALIZER', `forkwise: the pool's initializer failed: ${cause.message}`);
+      (this.#broken as Error & { cause?: unknown }).cause = cause;
+      for (const chunk of [...this.#queue.drain(), ...worker.inflight.splice(0)]) this.#settle(chunk, this.#broken);
+      this.#wakeRoom();
+      return;
+    }
+    const chunk = worker.inflight.shift();
+    clearTimeout(worker.timer);
+    if (chunk) this.#settle(chunk, reply[0] === 'fail' ? rebuildError(reply[2]) : undefined, reply[0] === 'done' ? reply[2] : undefined);
+    this.#startHead(worker);
+  }
+
+  // The first of a worker's inflight is the one it runs: its clock starts now.
+  #startHead(worker: Worker): void {
+    const head = worker.inflight[0];
+    if (!head || head.startedAt !== undefined) return;
+    head.startedAt = performance.now();
+    record(this.#stats.waitMs, head.startedAt - head.queuedAt);
+    if (head.timeout !== undefined) {
+      const limit = head.timeout * head.argsList.length;
+      worker.timer = setTimeout(() => {
+        if (worker.inflight[0] === head) this.#cutOff(worker, new TimeoutError(`forkwise: the task ran longer than its timeout (${head.timeout} ms)`));
+      }, limit);
+    }
+  }
+
+  // Submissions made together are sent together: one pump for them, after the caller's turn.
+  #pumpScheduled = false;
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#state === 'inherited') return;
+    // What each worker gets now goes in one message: one wake-up for many tiny tasks.
+    const outgoing = new Map<Worker, OneTask[]>();
+    for (;;) {
+      const chunk = this.#queue.first();
+      if (!chunk) break;
+      if (chunk.settled) {
+        this.#queue.shift();
+        continue;
+      }
+      const worker = this.#pickWorker(chunk);
+      if (!worker) break;
+      this.#queue.shift();
+      const task: OneTask = ['task', worker.sent + 1, chunk.fn, chunk.argsList];
+      try {
+        serialize(chunk.argsList, 'args');
+      } catch (error) {
+        this.#settle(chunk, error as Error); // arguments that cannot be cloned
+        continue;
+      }
+      worker.inflight.push(chunk);
+      worker.sent += 1;
+      let list = outgoing.get(worker);
+      if (!list) outgoing.set(worker, (list = []));
+      list.push(task);
+      this.#startHead(worker);
+      if (this.#maxTasksPerChild !== undefined && worker.sent >= this.#maxTasksPerChild) worker.retiring = true;
+    }
+    for (const [worker, list] of outgoing) {
+      worker.conn.send(list.length === 1 ? list[0]! : (['tasks', list] satisfies TaskMessage));
+      if (worker.retiring) worker.conn.send(['stop'] satisfies TaskMessage);
+      void this.#read(worker);
+    }
+    this.#wakeRoom();
+    if (this.#state === 'closed' && this.#queue.length === 0) {
+      for (const worker of this.#workers) if (!worker.retiring) this.#retire(worker);
+    }
+  }
+
+  #pickWorker(chunk: Chunk): Worker | undefined {
+    let unaware: Worker | undefined;
+    let best: Worker | undefined;
+    for (const worker of this.#workers) {
+      if (worker.retiring || worker.knows < 0 || worker.inflight.length >= PREFETCH) continue;
+      if (chunk.fnIndex >= worker.knows) {
+        if (worker.inflight.length === 0) unaware = worker;
+        continue;
+      }
+      if (!best || worker.inflight.length < best.inflight.length) best = worker;
+    }
+    // A function newer than an idle worker: fork a fresh one that knows it.
+    if (!best && unaware && this.#state !== 'terminated') {
+      this.#retire(unaware);
+      this.#startWorker();
+    }
+    return best;
+  }
+
+  // Sent 'stop' after what it already has; it exits when done, and is replaced if needed.
+  #retire(worker: Worker): void {
+    if (worker.retiring) return;
+    worker.retiring = true;
+    worker.conn.send(['stop'] satisfies TaskMessage);
+  }
+
+  #wakeRoom(): void {
+    while (this.#roomWaiters.length > 0 && this.#queue.length < this.#maxQueued) this.#roomWaiters.shift()!();
+  }
+}
+
+/** As CPython's `AsyncResult`, over a Promise. */
+export class AsyncResult<T> {
+  #settled = false;
+  #ok = false;
+  constructor(readonly promise: Promise<T>) {
+    promise.then(
+      () => {
+        this.#settled = true;
+        this.#ok = true;
+      },
+      () => {
+        this.#settled = true;
+      },
+    );
+  }
+
+  /** The result; rejects with the task's error, or a TimeoutError after `timeout` ms. */
+  get(timeout?: number): Promise<T> {
+    if (timeout === undefined) return this.promise;
+    let timer: NodeJS.Timeout;
+    return Promise.race([
+      this.promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError('forkwise: the result is not ready')), validateTimeout(timeout, 'timeout'));
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Waits until the result is ready, at most `timeout` ms. */
+  async wait(timeout?: number): Promise<void> {
+    await this.get(timeout).catch(() => {});
+  }
+
+  ready(): boolean {
+    return this.#settled;
+  }
+
+  /** Whether the task succeeded; throws if it is not ready (as CPython's ValueError). */
+  successful(): boolean {
+    if (!this.#settled) throw new ForkwiseError('ERR_FORKWISE_RESULT_NOT_READY', 'forkwise: the result is not ready');
+    return this.#ok;
+  }
+}
+
+type Percentiles = { p50: number; p90: number; p99: number };
+
+// The last STATS_WINDOW durations, for percentiles (a ring: the oldest is overwritten).
+const STATS_WINDOW = 10000;
+function record(list: number[] & { next?: number }, value: number): void {
+  if (list.length < STATS_WINDOW) return void list.push(value);
+  const next = list.next ?? 0;
+  list[next] = value;
+  list.next = (next + 1) % STATS_WINDOW;
+}
+
+function percentiles(list: number[]): Percentiles {
+  const sorted = [...list].sort((a, b) => a - b);
+  const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+function unstart(chunk: Chunk): Chunk {
+  delete chunk.startedAt;
+  return chunk;
+}
+
+function validateTimeout(value: unknown, name: string): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw invalidArgValue(name, value, 'must be a number >= 0');
+  return value;
+}
