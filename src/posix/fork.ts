@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { becomeChild } from './child';
+import { becomeChild, rehearseChild } from './child';
 import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
@@ -76,6 +76,8 @@ export function fork(): number {
       'forkwise: fork() is only possible on the main thread; the child would have no main thread',
     );
   }
+  // The child's fix-ups compiled here, not in every child (child.ts).
+  if (supported) rehearseChild();
   const pid = native.fork();
   scheduleRestoreDontFork();
   if (pid === 0) {
