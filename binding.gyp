@@ -7,6 +7,7 @@
           "native/addon.cc",
           "native/errors.cc",
           "native/fork.cc",
+          "native/heap_gc.cc",
           "native/heap_regions.cc",
           "native/loop_fork.cc",
           "native/exec.cc",

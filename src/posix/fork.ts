@@ -9,6 +9,7 @@ import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
 import { execv } from './exec';
+import { emptyYoungGeneration } from './heap';
 
 /** True when V8 runs without background threads (`node --single-threaded`). */
 export function isForkSafe(): boolean {
@@ -56,9 +57,10 @@ let warnedUnsafe = false;
  * sequence. Every way the child ends (`process.exit`, the loop running dry, an uncaught
  * exception) flushes stdout and stderr, runs `'exit'` listeners, and exits with `_exit`.
  * Without `node --single-threaded` the first call warns (`FORKWISE_UNSAFE_FORK`). Fork from
- * the main thread only. Work that the parent had in flight on the libuv thread pool never
- * completes in the child, and writes queued on the parent's streams are the parent's to
- * finish.
+ * the main thread only. A parent whose young generation holds more than 1 MB collects it
+ * first, once, so that no child inherits that collection (see {@link warmup}). Work that the
+ * parent had in flight on the libuv thread pool never completes in the child, and writes
+ * queued on the parent's streams are the parent's to finish.
  *
  * @example
  * import { fork, waitpid } from 'forkwise';
@@ -76,8 +78,11 @@ export function fork(): number {
       'forkwise: fork() is only possible on the main thread; the child would have no main thread',
     );
   }
-  // The child's fix-ups compiled here, not in every child (child.ts).
-  if (supported) rehearseChild();
+  // The child's fix-ups compiled here (child.ts), and no scavenge left for the child (heap.ts).
+  if (supported) {
+    rehearseChild();
+    emptyYoungGeneration();
+  }
   const pid = native.fork();
   scheduleRestoreDontFork();
   if (pid === 0) {
