@@ -289,17 +289,22 @@ describe('forkwise/sync locks', function () {
     it('acquireAsync in a worker thread waits for the main thread\'s release', async () => {
       const m = new Mutex();
       m.acquire();
+      // The worker says when it starts waiting: on a loaded machine its start-up alone can
+      // take longer than the hold below.
+      const waiting = new Int32Array(new SharedArrayBuffer(4));
       const w = runWorker<{ got: boolean; ms: number; ticks: number }>(
         `const m = sync.Mutex.fromHandle(workerData.h);
          let ticks = 0;
          const timer = setInterval(() => ticks++, 10);
          const t0 = Date.now();
+         Atomics.store(workerData.waiting, 0, 1);
          const got = await m.acquireAsync({ timeout: 5000 });
          clearInterval(timer);
          if (got) m.release();
          return { got, ms: Date.now() - t0, ticks };`,
-        { h: m.handle },
+        { h: m.handle, waiting },
       );
+      for (let i = 0; i < 1000 && Atomics.load(waiting, 0) === 0; i++) await sleep(10);
       await sleep(200);
       m.release();
       const r = await w;
