@@ -33,11 +33,11 @@ export const YOUNG_GENERATION_LIMIT = 1024 * 1024;
 // - Isolate::RequestGarbageCollectionForTesting: the same collection, but V8 aborts the
 //   process unless it runs with --expose-gc.
 // - Isolate::LowMemoryNotification and MemoryPressureNotification(kCritical), V8's public
-//   API: full collections of the whole heap, 300-470 ms each time here. Right for warmup(),
+//   API: full collections of the whole heap, 300-740 ms each time here. Right for warmup(),
 //   which is called once; too dear for every fork that follows some allocation.
 // - Allocating short-lived arrays until the nursery overflows: V8 scavenges exactly as it
-//   does for any program that allocates, 26 + 136 ms for the same parent, nothing but
-//   ordinary JavaScript and no flag. This is the one used.
+//   does for any program that allocates, 26 + 136 ms for the same parent (80-200 ms in
+//   bench/fork.mjs), nothing but ordinary JavaScript and no flag. This is the one used.
 // The young generation's size is read through the addon (Isolate::GetHeapSpaceStatistics
 // on two spaces, under 1 µs): v8.getHeapSpaceStatistics() costs ~100 µs a call here.
 const CHUNK_SLOTS = 1024; // one array of 1024 holes: 8 KB of nursery
