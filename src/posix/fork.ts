@@ -49,6 +49,19 @@ export function _exit(code: number = 0): never {
   return native._exit(code);
 }
 
+// _exit() is what nearly every forked child calls, and the parent never does: each child
+// compiled it (a third of a bare child's CPU time in perf). So fork() runs it here first,
+// with the addon's _exit swapped for a function that returns.
+function rehearseExit(): void {
+  const exit = native._exit;
+  native._exit = ((code: number) => code) as unknown as typeof native._exit;
+  try {
+    _exit(0);
+  } finally {
+    native._exit = exit;
+  }
+}
+
 let warnedUnsafe = false;
 
 /**
@@ -81,6 +94,7 @@ export function fork(): number {
   // The child's fix-ups compiled here (child.ts), and no scavenge left for the child (heap.ts).
   if (supported) {
     rehearseChild();
+    rehearseExit();
     emptyYoungGeneration();
   }
   const pid = native.fork();
