@@ -19,7 +19,8 @@
           "native/process.cc",
           "native/signal.cc",
           "native/shm.cc",
-          "native/sync.cc"
+          "native/sync.cc",
+          "native/futex.cc"
         ]
       }]],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

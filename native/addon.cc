@@ -54,6 +54,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSignal(env, exports);
   InitShm(env, exports);
   InitSync(env, exports);
+  InitFutex(env, exports);
   return exports;
 }
 

@@ -1,6 +1,9 @@
 // Signals sent to processes, and process identity.
 #include <signal.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "common.h"
 
@@ -52,6 +55,20 @@ Napi::Value Setsid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), result);
 }
 
+// PR_SET_PDEATHSIG: the signal this process gets when the thread that forked it ends (the
+// high level forks from the main thread only, so: when its parent ends). 0 clears it.
+// Returns false where the system has no such thing.
+Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info) {
+#ifdef __linux__
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(ArgInt32(info, 0))) == -1) {
+    ThrowErrno(info.Env(), errno, "prctl");
+  }
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
@@ -64,6 +81,8 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports["setpgid"] = Napi::Function::New(env, Setpgid, "setpgid");
   exports["getsid"] = Napi::Function::New(env, Getsid, "getsid");
   exports["setsid"] = Napi::Function::New(env, Setsid, "setsid");
+  exports["setParentDeathSignal"] =
+      Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal");
 }
 
 }  // namespace forkwise

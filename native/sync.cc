@@ -360,10 +360,13 @@ void MutexConsistent(const Napi::CallbackInfo& info) {
 }
 
 // Whether some thread holds the mutex, read from the lock word without taking it (an
-// attempt would take over a dead owner's mutex).
+// attempt would take over a dead owner's mutex). When the owner dies, the kernel clears its
+// tid from the word and sets FUTEX_OWNER_DIED, which stays until the next owner takes it: the
+// mutex is still taken, as CPython's lock stays taken when its holder dies.
 Napi::Value MutexLocked(const Napi::CallbackInfo& info) {
   MutexBlock* block = BlockOf<MutexBlock>(info, kMutex, kRLock);
-  return Napi::Boolean::New(info.Env(), OwnerOf(block->mutex) != 0);
+  int word = __atomic_load_n(&block->mutex.__data.__lock, __ATOMIC_ACQUIRE);
+  return Napi::Boolean::New(info.Env(), (word & (FUTEX_TID_MASK | FUTEX_OWNER_DIED)) != 0);
 }
 
 // ---- RWLock ----

@@ -28,6 +28,8 @@ describe('fork()', function () {
       ['throw', 1],
       ['reject', 1],
       ['listenerSetsCode', 9],
+      ['listenerExits', 6],
+      ['listenerThrows', 1],
     ];
     for (const [mode, code] of cases) {
       it(`${mode} → exit code ${code}, 'exit' listeners run`, async () => {
@@ -36,13 +38,19 @@ describe('fork()', function () {
         const result = lastJson(out.stdout);
         assert.equal(result.kind, 'exited');
         assert.equal(result.exitCode, code);
-        assert.match(out.stdout, new RegExp(`exit listener ran in child with ${mode === 'listenerSetsCode' ? 0 : code}`));
+        assert.match(out.stdout, new RegExp(`exit listener ran in child with ${mode.startsWith('listener') ? 0 : code}`));
       });
     }
 
     it('prints an uncaught exception as Node does', async () => {
       const out = await runNode('fork-exit.js', ['throw']);
       assert.match(out.stderr, /Error: thrown in child\n\s+at /);
+      assert.match(out.stderr, /Node\.js v\d+/);
+    });
+
+    it("prints an exception thrown by an 'exit' listener as Node does", async () => {
+      const out = await runNode('fork-exit.js', ['listenerThrows']);
+      assert.match(out.stderr, /Error: thrown in exit listener\n\s+at /);
       assert.match(out.stderr, /Node\.js v\d+/);
     });
 
@@ -57,6 +65,45 @@ describe('fork()', function () {
       assert.match(out.stdout, /^x{1048576}\nend\n/);
       assert.equal(lastJson(out.stdout).exitCode, 0);
     });
+  });
+
+  describe("fork() inside an 'exit' listener: the child ends cleanly (CPython refuses it)", () => {
+    // How the parent came to emit 'exit', and the code it ends with.
+    const reaches: Array<[string, number]> = [
+      ['exit', 3], // process.exit(3)
+      ['exitCode', 4], // process.exitCode = 4, then the loop runs dry
+      ['dry', 0], // the loop runs dry
+      ['throw', 1], // an uncaught exception
+      ['reject', 1], // an unhandled rejection
+    ];
+    // What the child then does in the listener, and the code it must end with (null: the
+    // parent's, inherited with process.exitCode).
+    const childDoes: Array<[string, number | null]> = [
+      ['nothing', null],
+      ['exit', 7],
+      ['exitCode', 8],
+      ['throw', null],
+    ];
+    for (const [reach, parentCode] of reaches) {
+      for (const [does, childCode] of childDoes) {
+        if ((reach === 'throw' || reach === 'reject') && does !== 'nothing') continue;
+        it(`parent reaches 'exit' by ${reach}, child does ${does}`, async () => {
+          const out = await runNode('fork-in-exit.js', [reach, does]);
+          assert.equal(out.code, parentCode, out.stderr);
+          const result = lastJson(out.stdout.replace(/\nsecond listener in parent\n?$/, ''));
+          const expected = childCode ?? (does === 'throw' && parentCode === 0 ? 1 : parentCode);
+          assert.deepEqual([result.kind, result.exitCode], ['exited', expected], out.stderr);
+          assert.match(out.stdout, new RegExp(`child forked in 'exit' \\(code ${parentCode}\\)`));
+          // the listeners after the forking one run in the child too, unless it left early
+          assert.equal(out.stdout.includes('second listener in child'), does === 'nothing' || does === 'exitCode');
+          assert.match(out.stdout, /second listener in parent\n$/);
+          if (does === 'throw') assert.match(out.stderr, /Error: thrown in a child forked at exit\n\s+at /);
+          // the parent's fatal error is printed once, by the parent
+          if (reach === 'throw') assert.equal(out.stderr.split('Error: thrown in parent').length, 2, out.stderr);
+          if (reach === 'reject') assert.equal(out.stderr.split('Error: rejected in parent').length, 2, out.stderr);
+        });
+      }
+    }
   });
 
   it('gives the child its own process.pid and Math.random sequence (facts 5, 6)', async () => {

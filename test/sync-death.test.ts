@@ -77,6 +77,44 @@ describe('forkwise/sync owner death (kill -9)', function () {
         assert.equal(lock.locked(), false);
       });
 
+      it('locked() stays true after the holder died (killed, or _exit holding it) until the next acquire recovers it', async () => {
+        const lock = make();
+        await ownerDies(lock, kind === 'RLock' ? 2 : 1); // reaped: killAndReap waited for it
+        assert.equal(lock.locked(), true, 'a dead holder leaves the lock taken, as in CPython');
+        assert.equal(lock.locked(), true, 'reading it does not take it over');
+        assert.equal(lock.acquire({ timeout: 2000 }), true);
+        assert.equal(lock.recovered, true);
+        assert.equal(lock.locked(), true);
+        lock.markConsistent();
+        lock.release();
+        assert.equal(lock.locked(), false);
+
+        const pid = children.fork(() => {
+          lock.acquire();
+          return 0; // _exit(0) still holding it
+        });
+        assert.deepEqual(await children.wait(pid).then((r) => [r.kind, r.kind === 'exited' && r.exitCode]), ['exited', 0]);
+        assert.equal(lock.locked(), true);
+        assert.equal(lock.acquire({ blocking: false }), true);
+        assert.equal(lock.recovered, true);
+        lock.markConsistent();
+        lock.release();
+        assert.equal(lock.locked(), false);
+      });
+
+      it('locked() stays true after a worker thread ended holding it, seen from another process too', async () => {
+        const lock = make();
+        await runWorker(`sync.${kind}.fromHandle(workerData.h).acquire(); return 0;`, { h: lock.handle });
+        assert.equal(lock.locked(), true);
+        const pid = children.fork(() => (lock.locked() ? 0 : 2));
+        await children.ok(pid);
+        assert.equal(await lock.acquireAsync({ timeout: 2000 }), true);
+        assert.equal(lock.recovered, true);
+        lock.markConsistent();
+        lock.release();
+        assert.equal(lock.locked(), false);
+      });
+
       it('the next acquireAsync() resolves true within a second with recovered === true', async () => {
         const lock = make();
         await ownerDies(lock);

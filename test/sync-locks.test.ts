@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BoundedSemaphore, Mutex, RLock, RWLock, Semaphore, SharedMemory, Value } from 'forkwise/sync';
+import { BoundedSemaphore, Event, Mutex, RLock, RWLock, Semaphore, SharedMemory, Value } from 'forkwise/sync';
 import { runNode } from './helpers';
 import { Children, codeOf, elapsedMs, runWorker, sleep, sleepSync, spinUntil, testName, until } from './sync-helpers';
 
@@ -289,22 +289,22 @@ describe('forkwise/sync locks', function () {
     it('acquireAsync in a worker thread waits for the main thread\'s release', async () => {
       const m = new Mutex();
       m.acquire();
-      // The worker says when it starts waiting: on a loaded machine its start-up alone can
-      // take longer than the hold below.
-      const waiting = new Int32Array(new SharedArrayBuffer(4));
+      const started = new Event();
       const w = runWorker<{ got: boolean; ms: number; ticks: number }>(
         `const m = sync.Mutex.fromHandle(workerData.h);
          let ticks = 0;
          const timer = setInterval(() => ticks++, 10);
          const t0 = Date.now();
-         Atomics.store(workerData.waiting, 0, 1);
-         const got = await m.acquireAsync({ timeout: 5000 });
+         const pending = m.acquireAsync({ timeout: 5000 });
+         sync.Event.fromHandle(workerData.started).set();
+         const got = await pending;
          clearInterval(timer);
          if (got) m.release();
          return { got, ms: Date.now() - t0, ticks };`,
-        { h: m.handle, waiting },
+        { h: m.handle, started: started.handle },
       );
-      for (let i = 0; i < 1000 && Atomics.load(waiting, 0) === 0; i++) await sleep(10);
+      // the release is measured from the worker's acquire, however long the worker takes to start
+      assert.equal(await started.waitAsync(10000), true);
       await sleep(200);
       m.release();
       const r = await w;
@@ -475,6 +475,37 @@ describe('forkwise/sync locks', function () {
       assert.throws(() => m.acquire({ timeout: 10 }), { code: 'EDEADLK' });
       m.release();
       assert.equal(m.locked(), false);
+    });
+
+    it("where CPython's multiprocessing differs (README): a holder's non-blocking retry is EDEADLK; blocking: false with a timeout is refused", () => {
+      const m = new Mutex();
+      m.acquire();
+      // multiprocessing.Lock().acquire(False) by its holder returns False; an error-checking mutex says why
+      assert.throws(() => m.acquire({ blocking: false }), { code: 'EDEADLK' });
+      assert.equal(m.locked(), true);
+      m.release();
+      assert.equal(m.locked(), false, 'held once, released once');
+      const r = new RLock();
+      assert.equal(r.acquire(), true);
+      assert.equal(r.acquire({ blocking: false }), true, 'an RLock is re-entered instead');
+      r.release();
+      r.release();
+      // as threading.Lock: multiprocessing's primitives would ignore the timeout instead
+      const rw = new RWLock();
+      const attempts: Array<[string, (o: object) => unknown]> = [
+        ['Mutex', (o) => m.acquire(o)],
+        ['RLock', (o) => r.acquire(o)],
+        ['Semaphore', (o) => new Semaphore().acquire(o)],
+        ['BoundedSemaphore', (o) => new BoundedSemaphore().acquire(o)],
+        ['RWLock.acquireRead', (o) => rw.acquireRead(o)],
+        ['RWLock.acquireWrite', (o) => rw.acquireWrite(o)],
+      ];
+      for (const [what, attempt] of attempts) {
+        for (const timeout of [0, 5, Infinity]) {
+          assert.throws(() => attempt({ blocking: false, timeout }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, what);
+        }
+      }
+      assert.deepEqual([m.locked(), r.locked(), rw.locked()], [false, false, false]);
     });
 
     it('Mutex held by the parent: a forked child cannot release it (EPERM) and cannot take it', async () => {

@@ -1,10 +1,17 @@
 /**
- * `forkwise/multiprocessing`: Process, Pool, Queue and Pipe arrive with the high-level
- * layer. For now: the helpers that need nothing more than the raw layer.
+ * `forkwise/multiprocessing`: Process and the start methods, the messaging classes, and the
+ * synchronisation primitives of `forkwise/sync`, in the shape of CPython's `multiprocessing`.
  */
 import { availableParallelism } from 'node:os';
 
 export * from '../sync/index';
+export * from '../messaging/index';
+export { Process, activeChildren, type ProcessOptions } from './process';
+export { currentProcess, parentProcess, ProcessView } from './identity';
+export { getContext, type Context } from './context';
+export { getStartMethod, setStartMethod, getAllStartMethods, type StartMethod } from './start_method';
+export { setForkserverPreload, stopForkserver } from './popen_forkserver';
+export type { TaskRef } from '../messaging/task';
 
 /** The number of CPUs this process may use (`os.availableParallelism()`). */
 export function cpuCount(): number {

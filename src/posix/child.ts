@@ -28,6 +28,24 @@ export function afterForkInChild(hook: (rehearsal: boolean) => void): void {
   childHooks.push(hook);
 }
 
+// What the layers above do in the parent around fork(): `before` just before it, `after` with
+// the child's pid once it returned (undefined if it failed). src/messaging counts the child
+// among the holders of open connections there, so that no instant exists where they seem
+// held by nobody.
+const forkHooks: Array<{ before: () => void; after: (pid: number | undefined) => void }> = [];
+
+export function aroundFork(before: () => void, after: (pid: number | undefined) => void): void {
+  forkHooks.push({ before, after });
+}
+
+export function runBeforeFork(): void {
+  for (const { before } of forkHooks) before();
+}
+
+export function runAfterForkInParent(pid: number | undefined): void {
+  for (const { after } of forkHooks) after(pid);
+}
+
 // What the fix-ups act on. becomeChild() passes the real ones; rehearseChild() passes
 // stand-ins, so that the parent runs the same code without effect.
 interface FixUpTargets {
@@ -55,7 +73,7 @@ function childTargets(): FixUpTargets {
     workers: liveWorkers,
     watches: undefined,
     handles: getHandles?.call(process) ?? [],
-    exit: process,
+    exit: process as unknown as ExitTarget,
   };
 }
 
@@ -145,17 +163,52 @@ function childRandom(): () => number {
 }
 
 // The process, or the stand-in that rehearseChild() passes.
-type ExitTarget = Pick<NodeJS.Process, 'on' | 'emit' | 'listenerCount' | 'hasUncaughtExceptionCaptureCallback'>;
+type ExitTarget = Pick<NodeJS.Process, 'on' | 'listenerCount' | 'hasUncaughtExceptionCaptureCallback'> & {
+  reallyExit: (code: unknown) => never;
+};
 
 const childExitInstalled = new WeakSet<ExitTarget>();
+let inForkedChild = false;
 let fatalError: { error: unknown } | undefined;
+
+// How deep this process is in emitting 'exit'. A listener may fork: the child returns into
+// the same emission, its event loop will not run again, and after the emission Node's
+// shutdown would crash it (DESIGN.md fact 4). So the wrapper is in place in every process,
+// forked or not, and a child ends when the outermost 'exit' emission returns.
+let exitDepth = 0;
+const emit = process.emit as (this: NodeJS.Process, ...args: unknown[]) => boolean;
+process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | symbol) {
+  // `arguments`, not a rest parameter: no array built for every event of the process.
+  if (event !== 'exit') return emit.apply(this, arguments as unknown as unknown[]);
+  let result = false;
+  exitDepth++;
+  try {
+    result = emit.apply(this, arguments as unknown as unknown[]);
+  } catch (error) {
+    // Node would print it and end with the exit code (1 if none); in a child its shutdown
+    // would crash, so the child does it.
+    if (!inForkedChild || exitDepth > 1) throw error;
+    fatalError = { error };
+    if (!process.exitCode) process.exitCode = 1;
+  } finally {
+    exitDepth--;
+  }
+  if (inForkedChild && exitDepth === 0) endChild(arguments[1]);
+  return result;
+} as typeof process.emit;
 
 // Every way a Node process ends emits 'exit' first and then runs Node's shutdown, which in a
 // forked child joins threads that do not exist (DESIGN.md fact 4). So the child ends itself
 // right after the last 'exit' listener has run. On an uncaught exception Node emits 'exit'
 // before printing the error, so the child prints it (seen by 'uncaughtExceptionMonitor').
+// process.exit() while 'exit' is being emitted (in a listener, or in a child forked there)
+// goes straight to process.reallyExit, Node's shutdown: the child ends there too. The
+// rehearsal changes only its stand-in, never inForkedChild or the process.
 function installChildExit(target: ExitTarget): void {
-  if (target === process) fatalError = undefined;
+  if (target === (process as unknown as ExitTarget)) {
+    fatalError = undefined;
+    inForkedChild = true;
+  }
   if (childExitInstalled.has(target)) return;
   childExitInstalled.add(target);
   target.on('uncaughtExceptionMonitor', (error) => {
@@ -163,12 +216,7 @@ function installChildExit(target: ExitTarget): void {
       target.listenerCount('uncaughtException') > 0 || target.hasUncaughtExceptionCaptureCallback();
     if (!handled) fatalError = { error };
   });
-  const emit = target.emit;
-  target.emit = function emitThenEndChild(this: NodeJS.Process, event: string | symbol, ...args: unknown[]) {
-    const result = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
-    if (event === 'exit' && target === process) endChild(args[0]);
-    return result;
-  } as typeof process.emit;
+  target.reallyExit = endChild;
 }
 
 function endChild(emittedCode: unknown): never {

@@ -1,6 +1,6 @@
 /** Descriptors: pipes, duplication, close-on-exec and blocking flags. */
 import { native } from './native';
-import { validateBoolean, validateFd, validateObject } from './validate';
+import { validateBoolean, validateFd, validateOptions } from './validate';
 
 /**
  * `pipe2(2)`: returns `[readFd, writeFd]`, close-on-exec unless `cloexec: false`.
@@ -10,10 +10,12 @@ import { validateBoolean, validateFd, validateObject } from './validate';
  * const [r, w] = pipe();
  * close(r); close(w);
  */
-export function pipe(options: { cloexec?: boolean; nonblock?: boolean } = {}): [readFd: number, writeFd: number] {
-  const { cloexec = true, nonblock = false } = validateObject(options, 'options');
-  validateBoolean(cloexec, 'options.cloexec');
-  validateBoolean(nonblock, 'options.nonblock');
+export function pipe(
+  options: { cloexec?: boolean | null; nonblock?: boolean | null } | null = {},
+): [readFd: number, writeFd: number] {
+  const given = validateOptions(options);
+  const cloexec = validateBoolean(given.cloexec ?? true, 'options.cloexec');
+  const nonblock = validateBoolean(given.nonblock ?? false, 'options.nonblock');
   return native.pipe((cloexec ? native.O_CLOEXEC : 0) | (nonblock ? native.O_NONBLOCK : 0));
 }
 
@@ -30,11 +32,11 @@ export function dup(fd: number): number {
  * import { dup2 } from 'forkwise';
  * dup2(writeFd, 1); // stdout now goes into the pipe
  */
-export function dup2(fd: number, fd2: number, options: { inheritable?: boolean } = {}): number {
+export function dup2(fd: number, fd2: number, options: { inheritable?: boolean | null } | null = {}): number {
   validateFd(fd);
   validateFd(fd2, 'fd2');
-  const { inheritable = true } = validateObject(options, 'options');
-  return native.dup2(fd, fd2, validateBoolean(inheritable, 'options.inheritable'));
+  const { inheritable } = validateOptions(options);
+  return native.dup2(fd, fd2, validateBoolean(inheritable ?? true, 'options.inheritable'));
 }
 
 /** `close(2)`. Closing a descriptor that is not open throws `EBADF`. */

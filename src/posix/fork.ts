@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { becomeChild, rehearseChild } from './child';
+import { becomeChild, rehearseChild, runAfterForkInParent, runBeforeFork } from './child';
 import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
@@ -69,6 +69,9 @@ let warnedUnsafe = false;
  * keeps running JavaScript, with its own event loop, `process.pid` and `Math.random`
  * sequence. Every way the child ends (`process.exit`, the loop running dry, an uncaught
  * exception) flushes stdout and stderr, runs `'exit'` listeners, and exits with `_exit`.
+ * A child forked inside an `'exit'` listener runs the rest of that emission's listeners
+ * and ends the same way, with the code the process was exiting with unless it sets another
+ * (its event loop does not run again).
  * Without `node --single-threaded` the first call warns (`FORKWISE_UNSAFE_FORK`). Fork from
  * the main thread only. A parent whose young generation holds more than 1 MB collects it
  * first, once, so that no child inherits that collection (see {@link warmup}). Work that the
@@ -97,7 +100,15 @@ export function fork(): number {
     rehearseExit();
     emptyYoungGeneration();
   }
-  const pid = native.fork();
+  runBeforeFork();
+  let pid: number;
+  try {
+    pid = native.fork();
+  } catch (error) {
+    runAfterForkInParent(undefined);
+    throw error;
+  }
+  if (pid !== 0) runAfterForkInParent(pid);
   scheduleRestoreDontFork();
   if (pid === 0) {
     try {

@@ -73,6 +73,7 @@ export interface NativeBinding {
   setpgid(pid: number, pgid: number): void;
   getsid(pid: number): number;
   setsid(): number;
+  setParentDeathSignal(signo: number): boolean;
   setSignalDispatcher(
     dispatch: (signo: number, code: number, pid: number, uid: number, status: number, missed: number) => void,
   ): void;
@@ -102,6 +103,10 @@ export interface NativeBinding {
   syncKind(buffer: ArrayBuffer): number;
   syncSeq(buffer: ArrayBuffer): number;
   SeqWatch: new (buffer: ArrayBuffer, seenSeq: number, sliceMs: number, callback: () => void) => NativeSeqWatch;
+  /** 0: woken or the word had changed; 1: timed out. timeoutMs -1: for ever. */
+  futexWait(buffer: ArrayBuffer, offset: number, expected: number, timeoutMs: number): number;
+  futexWake(buffer: ArrayBuffer, offset: number, count?: number): number;
+  FutexWatcher: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
   mutexAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
   mutexRelease(buffer: ArrayBuffer): void;
   mutexConsistent(buffer: ArrayBuffer): void;
@@ -128,6 +133,12 @@ export interface NativeBinding {
   condWait(buffer: ArrayBuffer, ticket: number, timeoutMs: number): boolean;
   condGiveUp(buffer: ArrayBuffer, ticket: number): boolean;
   condNotify(buffer: ArrayBuffer, n: number): number;
+}
+
+export interface NativeFutexWatcher {
+  arm(expected: number, timeoutMs: number): void;
+  close(): void;
+  abandon(): void;
 }
 
 export interface NativeSeqWatch {

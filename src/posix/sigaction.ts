@@ -55,8 +55,8 @@ export interface SigActionFlags {
  */
 export interface SigAction {
   handler: 'default' | 'ignore' | 'node' | SigHandler;
-  flags?: SigActionFlags;
-  mask?: Signal[];
+  flags?: SigActionFlags | null;
+  mask?: Signal[] | null;
 }
 
 /** A disposition as read back: every flag present, the mask as names. */
@@ -120,18 +120,18 @@ function validateAction(value: unknown): { kind: Kind; handler?: SigHandler; fla
   } else throw invalidArgType('action.handler', "of type function or one of 'default', 'ignore', 'node'", handler);
 
   let flags = 0;
-  if (action.flags !== undefined) {
+  if (action.flags != null) {
     const given = validateObject(action.flags, 'action.flags');
     const bits = flagBits();
     for (const [name, on] of Object.entries(given)) {
       if (!(FLAG_NAMES as readonly string[]).includes(name)) {
         throw invalidArgValue('action.flags', name, `has an unknown flag; known: ${FLAG_NAMES.join(', ')}`);
       }
-      if (on === undefined) continue;
+      if (on == null) continue;
       if (validateBoolean(on, `action.flags.${name}`)) flags |= bits[name as (typeof FLAG_NAMES)[number]];
     }
   }
-  const mask = action.mask === undefined ? [] : validateSignalSet(action.mask, 'action.mask');
+  const mask = action.mask == null ? [] : validateSignalSet(action.mask, 'action.mask');
   return { kind, handler: kind === Kind.Catch ? (handler as SigHandler) : undefined, flags, mask };
 }
 
@@ -174,9 +174,9 @@ function validateSignal(sig: unknown): number {
  * // later: put back what was there
  * sigaction('SIGTERM', previous);
  */
-export function sigaction(sig: Signal, action?: SigAction): CurrentSigAction {
+export function sigaction(sig: Signal, action?: SigAction | null): CurrentSigAction {
   const signo = validateSignal(sig);
-  if (action === undefined) return toSigAction(signo, native.sigaction(signo, Kind.Read));
+  if (action == null) return toSigAction(signo, native.sigaction(signo, Kind.Read));
   const { handler, flags, mask, ...checked } = validateAction(action);
   let { kind } = checked;
   if (supported && !isMainThread) {

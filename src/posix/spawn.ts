@@ -17,7 +17,7 @@ import {
   validateFd,
   validateInt32,
   validateInteger,
-  validateObject,
+  validateOptions,
 } from './validate';
 
 /**
@@ -33,19 +33,19 @@ export type SpawnFileAction =
 
 export interface PosixSpawnOptions {
   /** Run in order in the child, after the stdio fix-up and `cwd`. */
-  fileActions?: readonly SpawnFileAction[];
+  fileActions?: readonly SpawnFileAction[] | null;
   /** Puts the child in process group `setpgroup` (`0`: a new group led by the child). */
-  setpgroup?: number;
+  setpgroup?: number | null;
   /** Makes the child the leader of a new session (`setsid(2)`). */
-  setsid?: boolean;
+  setsid?: boolean | null;
   /** The child's signal mask. Default: empty. */
-  setsigmask?: readonly Signal[];
+  setsigmask?: readonly Signal[] | null;
   /** Signals reset to their default action in the child (SIGPIPE and SIGXFSZ always are). */
-  setsigdef?: readonly Signal[];
+  setsigdef?: readonly Signal[] | null;
   /** Sets the child's effective user and group ids to the real ones (POSIX_SPAWN_RESETIDS). */
-  resetids?: boolean;
+  resetids?: boolean | null;
   /** The child's working directory; relative paths (the program's, `open` actions') resolve in it. */
-  cwd?: string;
+  cwd?: string | null;
 }
 
 const ACTION_SHAPES: Record<string, string> = {
@@ -113,23 +113,15 @@ function run(
 ): number {
   const path = validateCString(file, syscall === 'posix_spawnp' ? 'file' : 'path');
   const argv = validateArgv(args, 'argv');
-  const envStrings = env === undefined ? null : validateEnv(env);
-  const {
-    fileActions = [],
-    setpgroup,
-    setsid = false,
-    setsigmask = [],
-    setsigdef = [],
-    resetids = false,
-    cwd,
-  } = options === undefined ? {} : validateObject(options, 'options');
-  const userActions = validateFileActions(fileActions, 'options.fileActions');
-  const pgroup = setpgroup === undefined ? null : validateInteger(setpgroup, 'options.setpgroup', 0, 2 ** 31 - 1);
-  const mask = validateSignalSet(setsigmask, 'options.setsigmask');
-  const sigdef = [...new Set([...ALWAYS_DEFAULT, ...validateSignalSet(setsigdef, 'options.setsigdef')])];
-  const newSession = validateBoolean(setsid, 'options.setsid');
-  const resetIds = validateBoolean(resetids, 'options.resetids');
-  const dir = cwd === undefined ? null : validateCString(cwd, 'options.cwd');
+  const envStrings = env == null ? null : validateEnv(env);
+  const { fileActions, setpgroup, setsid, setsigmask, setsigdef, resetids, cwd } = validateOptions(options);
+  const userActions = validateFileActions(fileActions ?? [], 'options.fileActions');
+  const pgroup = setpgroup == null ? null : validateInteger(setpgroup, 'options.setpgroup', 0, 2 ** 31 - 1);
+  const mask = validateSignalSet(setsigmask ?? [], 'options.setsigmask');
+  const sigdef = [...new Set([...ALWAYS_DEFAULT, ...validateSignalSet(setsigdef ?? [], 'options.setsigdef')])];
+  const newSession = validateBoolean(setsid ?? false, 'options.setsid');
+  const resetIds = validateBoolean(resetids ?? false, 'options.resetids');
+  const dir = cwd == null ? null : validateCString(cwd, 'options.cwd');
 
   // They come first so that the user's actions on 0-2 win.
   const actions = stdioActions();
@@ -141,8 +133,8 @@ function run(
 
 /**
  * Starts the program at `path` in a new process and returns its pid; reap it with
- * `waitpid` or `waitpidAsync`. `env` (default: this process's environment) is the program's
- * whole environment. A failure to start it (ENOENT, EACCES, ENOEXEC, or a failed file
+ * `waitpid` or `waitpidAsync`. `env` (default, or `null`: this process's environment) is the
+ * program's whole environment; an option given as `null` is not given. A failure to start it (ENOENT, EACCES, ENOEXEC, or a failed file
  * action) throws here, with `syscall: 'posix_spawn'` and `path`, and leaves no child behind.
  * Descriptors that are inheritable in this process are inherited, close-on-exec ones are not;
  * O_NONBLOCK belongs to the open file, shared with this process, so it is left as it is.
@@ -159,8 +151,8 @@ function run(
 export function posixSpawn(
   path: string,
   argv: readonly string[],
-  env?: Record<string, string>,
-  options?: PosixSpawnOptions,
+  env?: Record<string, string> | null,
+  options?: PosixSpawnOptions | null,
 ): number {
   return run('posix_spawn', path, argv, env, options);
 }
@@ -178,8 +170,8 @@ export function posixSpawn(
 export function posixSpawnp(
   file: string,
   argv: readonly string[],
-  env?: Record<string, string>,
-  options?: PosixSpawnOptions,
+  env?: Record<string, string> | null,
+  options?: PosixSpawnOptions | null,
 ): number {
   return run('posix_spawnp', file, argv, env, options);
 }

@@ -61,6 +61,15 @@ export function validateEnv(value: unknown, name = 'env'): string[] {
   });
 }
 
+/**
+ * An options argument, read as Node's own functions read one and as CPython takes `None`:
+ * `undefined` or `null` is no options, and a property that is `null` is not given (callers
+ * read each one with `??`).
+ */
+export function validateOptions(value: unknown, name = 'options'): Record<string, unknown> {
+  return value === undefined || value === null ? {} : validateObject(value, name);
+}
+
 export function validateObject(value: unknown, name: string): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalidArgType(name, 'of type object', value);

@@ -2,7 +2,7 @@
 import { abortError, argError } from './errors';
 import { native, supported, type NativeExitWatch } from './native';
 import { signalName } from './signals';
-import { validateInteger, validateObject, validatePid } from './validate';
+import { validateInteger, validateOptions, validatePid } from './validate';
 
 export const WNOHANG: number = supported ? native.WNOHANG : 1;
 export const WUNTRACED: number = supported ? native.WUNTRACED : 2;
@@ -105,9 +105,9 @@ const usePidfd = process.env.FORKWISE_NO_PIDFD !== '1';
  * if (pid === 0) setTimeout(() => process.exit(2), 100);
  * else console.log(await waitpidAsync(pid)); // { kind: 'exited', exitCode: 2, ... }
  */
-export function waitpidAsync(pid: number, options: { signal?: AbortSignal } = {}): Promise<WaitResult> {
+export function waitpidAsync(pid: number, options: { signal?: AbortSignal | null } | null = {}): Promise<WaitResult> {
   validateInteger(pid, 'pid', 1, 0x7fffffff);
-  const { signal } = validateObject(options, 'options') as { signal?: AbortSignal };
+  const signal = (validateOptions(options).signal ?? undefined) as AbortSignal | undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
   }

@@ -1,7 +1,7 @@
 /** Barrier: parties wait for each other, as CPython's threading.Barrier, across processes. */
 import { abortError, ForkwiseError } from '../posix/errors';
 import { native } from '../posix/native';
-import { validateInteger, validateObject } from '../posix/validate';
+import { validateInteger, validateOptions } from '../posix/validate';
 import { fromHandle, segmentFor, type PrimitiveHandle } from './primitive';
 import type { SharedMemory } from './shared_memory';
 import { asyncWaitOptions, FOREVER, validateSignal, validateTimeout, waitAsync, type AsyncWaitOptions } from './waiting';
@@ -34,9 +34,9 @@ export class Barrier {
   private readonly segment: SharedMemory;
   private readonly timeout: number;
 
-  constructor(parties: number, options: { timeout?: number } = {}) {
+  constructor(parties: number, options: { timeout?: number | null } | null = {}) {
     validateInteger(parties, 'parties', 1, 2 ** 31 - 1);
-    const { timeout } = validateObject(options, 'options') as { timeout?: number };
+    const { timeout } = validateOptions(options);
     this.timeout = validateTimeout(timeout, 'options.timeout');
     this.segment = segmentFor('Barrier', parties);
   }
@@ -45,8 +45,8 @@ export class Barrier {
    * Blocks the calling thread until all parties have arrived; returns this party's arrival
    * index (0 to parties - 1). Throws BrokenBarrierError if the barrier breaks.
    */
-  wait(timeout?: number): number {
-    const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'timeout');
+  wait(timeout?: number | null): number {
+    const ms = timeout == null ? this.timeout : validateTimeout(timeout, 'timeout');
     const [index, generation] = this.arrive();
     let outcome = native.barrierWait(this.segment.buffer, generation, ms);
     if (outcome === 0) outcome = native.barrierBreak(this.segment.buffer, generation);
@@ -55,10 +55,11 @@ export class Barrier {
   }
 
   /** As `wait()`, without blocking the event loop. An abort breaks the barrier, as a timeout. */
-  async waitAsync(options?: number | AsyncWaitOptions): Promise<number> {
-    const { timeout, signal } = validateObject(asyncWaitOptions(options) ?? {}, 'options') as AsyncWaitOptions;
-    const ms = timeout === undefined ? this.timeout : validateTimeout(timeout, 'options.timeout');
-    validateSignal(signal); // before arriving: a bad argument must not break the barrier
+  async waitAsync(options?: number | AsyncWaitOptions | null): Promise<number> {
+    const { timeout, signal: givenSignal } = validateOptions(asyncWaitOptions(options)) as AsyncWaitOptions;
+    const ms = timeout == null ? this.timeout : validateTimeout(timeout, 'options.timeout');
+    validateSignal(givenSignal); // before arriving: a bad argument must not break the barrier
+    const signal = givenSignal ?? undefined;
     if (signal?.aborted) throw abortError(signal);
     const buffer = this.segment.buffer;
     const [index, generation] = this.arrive();

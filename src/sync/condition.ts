@@ -45,11 +45,11 @@ export class Condition {
     this.lock = lock ?? new Mutex();
   }
 
-  acquire(options?: AcquireOptions): boolean {
+  acquire(options?: AcquireOptions | null): boolean {
     return this.lock.acquire(options);
   }
 
-  acquireAsync(options?: AsyncWaitOptions): Promise<boolean> {
+  acquireAsync(options?: AsyncWaitOptions | null): Promise<boolean> {
     return this.lock.acquireAsync(options);
   }
 
@@ -74,7 +74,7 @@ export class Condition {
    * the lock back (with `lock.recovered` set if its owner died meanwhile). Returns false on
    * timeout.
    */
-  wait(timeout?: number): boolean {
+  wait(timeout?: number | null): boolean {
     const ms = validateTimeout(timeout, 'timeout');
     const [held, ticket] = this.giveUpLock();
     let notified = false;
@@ -88,7 +88,7 @@ export class Condition {
   }
 
   /** As `wait`, without blocking the event loop. */
-  async waitAsync(options?: number | AsyncWaitOptions): Promise<boolean> {
+  async waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
     const buffer = this.segment.buffer;
     const [held, firstTicket] = this.giveUpLock();
     let ticket = firstTicket;
@@ -117,7 +117,7 @@ export class Condition {
   }
 
   /** Waits until `predicate()` is truthy (checked with the lock held); returns its last value. */
-  waitFor<T>(predicate: () => T, timeout?: number): T {
+  waitFor<T>(predicate: () => T, timeout?: number | null): T {
     const deadline = this.deadline(timeout);
     let result = predicate();
     while (!result) {
@@ -130,7 +130,7 @@ export class Condition {
   }
 
   /** As `waitFor`, without blocking the event loop. */
-  async waitForAsync<T>(predicate: () => T, timeout?: number): Promise<T> {
+  async waitForAsync<T>(predicate: () => T, timeout?: number | null): Promise<T> {
     const deadline = this.deadline(timeout);
     let result = predicate();
     while (!result) {
@@ -164,7 +164,7 @@ export class Condition {
     return fromHandle(handle, 'Condition', 'Condition', () => new Condition(lock));
   }
 
-  private deadline(timeout: number | undefined): number {
+  private deadline(timeout: number | undefined | null): number {
     const ms = validateTimeout(timeout, 'timeout');
     return ms < 0 ? Infinity : performance.now() + ms;
   }

@@ -37,12 +37,12 @@ export class Event {
    * Blocks the calling thread until the flag is set (or `set()` is called, even if `clear()`
    * follows); false if `timeout` ms passed first.
    */
-  wait(timeout?: number): boolean {
+  wait(timeout?: number | null): boolean {
     return native.eventWait(this.segment.buffer, validateTimeout(timeout, 'timeout'));
   }
 
   /** Waits without blocking the event loop; resolves false if the timeout passed first. */
-  waitAsync(options?: number | AsyncWaitOptions): Promise<boolean> {
+  waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
     const buffer = this.segment.buffer;
     const start = native.syncSeq(buffer); // set() moves it, even if clear() follows at once
     const wasSet = (): true | null => (native.eventIsSet(buffer) || native.syncSeq(buffer) !== start ? true : null);

@@ -35,7 +35,7 @@ abstract class RobustLock {
    * was not taken. When the previous owner died holding it, the lock is taken and
    * `recovered` is true.
    */
-  acquire(options?: AcquireOptions): boolean {
+  acquire(options?: AcquireOptions | null): boolean {
     return this.took(this.attempt(acquireTimeout(options)));
   }
 
@@ -43,7 +43,7 @@ abstract class RobustLock {
    * Takes the lock without blocking the event loop; resolves false after `timeout` ms. The
    * lock is owned by this JavaScript thread, as with `acquire()`.
    */
-  acquireAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
+  acquireAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     const attempt = (): true | null => (this.took(this.attempt(0, true)) ? true : null);
     return waitAsync(this.#buffer, attempt, options, { sliceMs: OWNER_DEATH_POLL_MS }).then((taken) => taken === true);
   }
@@ -60,7 +60,10 @@ abstract class RobustLock {
     return this.#pid === processId ? this.#held : 0;
   }
 
-  /** Whether some thread (of any process) holds the lock. */
+  /**
+   * Whether some thread (of any process) holds the lock. A holder that died leaves it taken
+   * until the next acquire recovers it (as CPython's lock stays taken).
+   */
   locked(): boolean {
     return native.mutexLocked(this.#buffer);
   }
@@ -186,12 +189,12 @@ export class Semaphore {
   }
 
   /** Decrements the value, blocking the calling thread while it is 0 (at most `timeout` ms). */
-  acquire(options?: AcquireOptions): boolean {
+  acquire(options?: AcquireOptions | null): boolean {
     return native.semAcquire(this.segment.buffer, acquireTimeout(options)) === 0;
   }
 
   /** Decrements the value without blocking the event loop; false after `timeout` ms. */
-  acquireAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
+  acquireAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     const buffer = this.segment.buffer;
     return waitAsync(buffer, () => (native.semAcquire(buffer, 0) === 0 ? true : null), options).then(
       (taken) => taken === true,

@@ -29,19 +29,19 @@ export class RWLock {
     this.segment = segmentFor('RWLock');
   }
 
-  acquireRead(options?: AcquireOptions): boolean {
+  acquireRead(options?: AcquireOptions | null): boolean {
     return this.took(false, native.rwlockAcquire(this.segment.buffer, false, acquireTimeout(options)));
   }
 
-  acquireWrite(options?: AcquireOptions): boolean {
+  acquireWrite(options?: AcquireOptions | null): boolean {
     return this.took(true, native.rwlockAcquire(this.segment.buffer, true, acquireTimeout(options)));
   }
 
-  acquireReadAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
+  acquireReadAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     return this.acquireAsyncAs(false, options);
   }
 
-  acquireWriteAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
+  acquireWriteAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     return this.acquireAsyncAs(true, options);
   }
 
@@ -58,11 +58,11 @@ export class RWLock {
   }
 
   /** The write lock, as `acquireWrite`. */
-  acquire(options?: AcquireOptions): boolean {
+  acquire(options?: AcquireOptions | null): boolean {
     return this.acquireWrite(options);
   }
 
-  acquireAsync(options: AsyncWaitOptions = {}): Promise<boolean> {
+  acquireAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     return this.acquireWriteAsync(options);
   }
 
@@ -97,7 +97,7 @@ export class RWLock {
     return fromHandle(handle, 'RWLock', 'RWLock', () => new RWLock());
   }
 
-  private acquireAsyncAs(write: boolean, options: AsyncWaitOptions): Promise<boolean> {
+  private acquireAsyncAs(write: boolean, options: AsyncWaitOptions | null): Promise<boolean> {
     const buffer = this.segment.buffer;
     const attempt = (): true | null => (this.took(write, native.rwlockAcquire(buffer, write, 0)) ? true : null);
     return waitAsync(buffer, attempt, options).then((taken) => taken === true);

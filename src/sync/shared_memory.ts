@@ -31,7 +31,7 @@ export interface SharedMemoryOptions {
   /** Size in bytes (at least 1). */
   size: number;
   /** A name of your choice (no '/'); you unlink it. Default: an unguessable, owned name. */
-  name?: string;
+  name?: string | null;
 }
 
 /**
@@ -52,8 +52,9 @@ export class SharedMemory {
   private readonly mapped: ArrayBuffer;
 
   constructor(options: SharedMemoryOptions) {
-    const { size, name } = validateObject(options, 'options') as Partial<SharedMemoryOptions>;
+    const { size, name: given } = validateObject(options, 'options') as Partial<SharedMemoryOptions>;
     validateInteger(size, 'options.size', 1, MAX_SIZE);
+    const name = given ?? undefined;
     if (name === undefined) {
       sweepSegmentsOfDeadCreators();
       this.name = `${ownedNamePrefix()}${randomBytes(16).toString('hex')}`;

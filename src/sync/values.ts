@@ -3,7 +3,7 @@
  * Array, each with an optional lock (a Mutex by default).
  */
 import { invalidArgType, invalidArgValue } from '../posix/errors';
-import { validateInteger, validateObject } from '../posix/validate';
+import { validateInteger, validateOptions } from '../posix/validate';
 import { heldCount, lockFromHandle, Mutex, RLock, type Lock } from './locks';
 import { checkHandle, type PrimitiveHandle } from './primitive';
 import { SharedMemory } from './shared_memory';
@@ -31,7 +31,7 @@ export interface ValueOptions {
    * true (default): a new Mutex (CPython makes an RLock, which the async tasks of one thread
    * would all hold at once); false: none; or a Mutex/RLock of yours.
    */
-  lock?: boolean | Lock;
+  lock?: boolean | Lock | null;
 }
 
 export interface ValueHandle {
@@ -75,8 +75,8 @@ function validateType(type: unknown): ElementType {
   return type as ElementType;
 }
 
-function lockOption(options: ValueOptions | undefined): Lock | null {
-  const { lock = true } = validateObject(options ?? {}, 'options') as ValueOptions;
+function lockOption(options: ValueOptions | null | undefined): Lock | null {
+  const lock = (validateOptions(options) as ValueOptions).lock ?? true;
   if (lock === true) return new Mutex();
   if (lock === false) return null;
   if (lock instanceof Mutex || lock instanceof RLock) return lock;
@@ -103,7 +103,7 @@ export class Value<T extends ElementType = ElementType> {
   private readonly cell: ArrayOf<T>;
   private readonly lock: Lock | null;
 
-  constructor(type: T, initial?: ElementOf<T>, options?: ValueOptions) {
+  constructor(type: T, initial?: ElementOf<T>, options?: ValueOptions | null) {
     this.type = validateType(type) as T;
     this.lock = attaching ? attaching.lock : lockOption(options);
     this.segment = attaching ? attaching.segment : create(1, this.type, 1);

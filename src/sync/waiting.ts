@@ -7,23 +7,25 @@
 import { abortError, argError, invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
 import { afterForkInChild } from '../posix/child';
 import { native, type NativeSeqWatch } from '../posix/native';
-import { validateObject } from '../posix/validate';
+import { validateOptions } from '../posix/validate';
 
 /** Native timeout: -1 waits for ever, 0 does not wait. */
 export const FOREVER = -1;
 
+/** Options of a blocking acquire; `null` for either means not given. */
 export interface AcquireOptions {
   /** false: only try (default true). */
-  blocking?: boolean;
+  blocking?: boolean | null;
   /** Give up after this many milliseconds (default: wait for ever). */
-  timeout?: number;
+  timeout?: number | null;
 }
 
+/** Options of an asynchronous wait; `null` for either means not given. */
 export interface AsyncWaitOptions {
   /** Give up after this many milliseconds: the promise resolves false. */
-  timeout?: number;
+  timeout?: number | null;
   /** Aborting rejects the promise with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | null;
 }
 
 export function validateTimeout(value: unknown, name: string): number {
@@ -34,25 +36,28 @@ export function validateTimeout(value: unknown, name: string): number {
 }
 
 export function validateSignal(signal: unknown): void {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+  if (signal != null && !(signal instanceof AbortSignal)) {
     throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "options.signal" property must be an instance of AbortSignal.');
   }
 }
 
 /** `{ blocking, timeout }` of a synchronous acquire, as a native timeout. */
-export function acquireTimeout(options: AcquireOptions | undefined): number {
-  if (options === undefined) return FOREVER; // the common case, on every acquire
-  const { blocking = true, timeout } = validateObject(options, 'options') as AcquireOptions;
+export function acquireTimeout(options: AcquireOptions | null | undefined): number {
+  if (options == null) return FOREVER; // the common case, on every acquire
+  const { blocking: given, timeout } = validateOptions(options) as AcquireOptions;
+  const blocking = given ?? true;
   if (typeof blocking !== 'boolean') throw invalidArgType('options.blocking', 'of type boolean', blocking);
   if (!blocking) {
-    if (timeout !== undefined) throw invalidArgValue('options.timeout', timeout, 'cannot be given with blocking: false');
+    if (timeout != null) throw invalidArgValue('options.timeout', timeout, 'cannot be given with blocking: false');
     return 0;
   }
   return validateTimeout(timeout, 'options.timeout');
 }
 
 /** A wait's `timeout` given as a number or as `{ timeout, signal }`. */
-export function asyncWaitOptions(value: number | AsyncWaitOptions | undefined): AsyncWaitOptions | undefined {
+export function asyncWaitOptions(
+  value: number | AsyncWaitOptions | null | undefined,
+): AsyncWaitOptions | null | undefined {
   return typeof value === 'number' ? { timeout: value } : value;
 }
 
@@ -77,14 +82,15 @@ afterForkInChild((rehearsal) => {
 export function waitAsync<T>(
   buffer: ArrayBuffer,
   attempt: () => T | null,
-  options: AsyncWaitOptions | undefined,
+  options: AsyncWaitOptions | null | undefined,
   { sliceMs = FOREVER, inForkedChild }: { sliceMs?: number; inForkedChild?: () => void } = {},
 ): Promise<T | null> {
   // Everything, bad arguments included, ends as a rejection: the caller awaits.
   return new Promise<T | null>((resolve, reject) => {
-    const { signal, timeout: given } = validateObject(options ?? {}, 'options') as AsyncWaitOptions;
+    const { signal: givenSignal, timeout: given } = validateOptions(options) as AsyncWaitOptions;
     const timeout = validateTimeout(given, 'options.timeout');
-    validateSignal(signal);
+    validateSignal(givenSignal);
+    const signal = givenSignal ?? undefined;
     if (signal?.aborted) return reject(abortError(signal));
     const deadline = timeout === FOREVER ? Infinity : performance.now() + timeout;
     let watch: NativeSeqWatch | undefined;

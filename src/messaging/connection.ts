@@ -1,0 +1,481 @@
+/**
+ * `Pipe()` and `Connection`, as CPython's `multiprocessing.Pipe`, over the shared memory
+ * rings of ring.ts: one segment per pipe holding a ring per direction and, per end, the table
+ * of the processes that hold it (holders.ts).
+ *
+ * - A message larger than the ring streams through it in chunks: `send` blocks until the
+ *   reader has taken all but the last ring-full (as a pipe's write does), so messages of any
+ *   size never deadlock between two live peers.
+ * - EOF: a read that finds the ring empty and no live holder of the other end fails with
+ *   `EOFError`. A holder's `close()` or normal exit is seen at once; a SIGKILLed or zombie
+ *   holder within a slice (SLICE_MS). Data a peer sent before it ended stays readable.
+ * - Each end is for one reader and one writer at a time (as CPython's).
+ * - Crosses by handle (a forked child inherits it; `fromHandle` attaches elsewhere). The
+ *   parent counts a forked child as a holder as soon as fork() returns, so it may close its
+ *   own copy at once; a spawned process or a worker holds its end once it has attached.
+ */
+import { aroundFork } from '../posix/child';
+import { invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
+import { validateObject } from '../posix/validate';
+import { isSegmentName, SharedMemory } from '../sync/shared_memory';
+import { FOREVER, validateTimeout } from '../sync/waiting';
+import { closedError, EOFError, TimeoutError } from './errors';
+import { Holders, liveStartTime, TABLE_BYTES } from './holders';
+import { pad4, Ring, RING_HEADER_BYTES } from './ring';
+import { deserialize, registerByHandle, serialize } from './serializer';
+import { SLICE_MS } from './watch';
+
+const MAGIC = 0x70697066; // "fpip"
+const KIND_PIPE = 1;
+/** Bytes per direction. */
+const CAPACITY = 1 << 20;
+const RING0 = 64; // end 0 writes, end 1 reads
+const RING1 = RING0 + RING_HEADER_BYTES; // end 1 writes, end 0 reads
+const HOLDERS0 = 256;
+const HOLDERS1 = HOLDERS0 + TABLE_BYTES;
+const DATA = 4096;
+const MAX_MESSAGE = 0xffff_fff0;
+
+/** A structured-cloneable description of a Connection: `Connection.fromHandle` attaches. */
+export interface ConnectionHandle {
+  kind: 'Connection';
+  name: string;
+  end: 0 | 1;
+  readable: boolean;
+  writable: boolean;
+}
+
+export interface PipeOptions {
+  /** false: the first Connection only receives, the second only sends (default true). */
+  duplex?: boolean;
+}
+
+// Open Connections of this thread, released at exit. A forked child inherits them: the
+// parent counts it as a holder of each (once fork() has returned there, before any other
+// JavaScript runs; an extra hold of its own covers the fork itself).
+const live = new Set<Connection>();
+aroundFork(
+  () => {
+    for (const conn of live) conn.holders.hold();
+  },
+  (child) => {
+    const start = child === undefined || live.size === 0 ? 0 : (liveStartTime(child) ?? 0);
+    for (const conn of live) {
+      if (child !== undefined) conn.holders.hold(child, start);
+      conn.holders.release(1);
+    }
+  },
+);
+let exitHooked = false;
+function releaseAtExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const conn of [...live]) conn.close();
+  });
+}
+
+interface PartialMessage {
+  bytes: Buffer;
+  padded: number;
+  taken: number; // bytes of the padded payload consumed so far
+}
+
+/**
+ * One end of a `Pipe()`. `send` / `recv` carry any structured-cloneable value (forkwise
+ * objects by handle); `sendBytes` / `recvBytes` raw bytes.
+ *
+ * @example
+ * import { Pipe } from 'forkwise/multiprocessing';
+ * import { fork } from 'forkwise';
+ * const [parent, child] = Pipe();
+ * if (fork() === 0) {
+ *   parent.close();
+ *   child.send({ hello: 'from the child' });
+ *   process.exit(0);
+ * }
+ * child.close();
+ * console.log(await parent.recv()); // { hello: 'from the child' }
+ */
+export class Connection {
+  readonly readable: boolean;
+  readonly writable: boolean;
+  /** This end's holders (this process among them while it is open). */
+  readonly holders: Holders;
+  readonly #peer: Holders;
+  readonly #segment: SharedMemory;
+  readonly #end: 0 | 1;
+  readonly #send: Ring | undefined;
+  readonly #recv: Ring | undefined;
+  #closed = false;
+  #partial: PartialMessage | undefined;
+  #reads: Promise<unknown> = Promise.resolve();
+  #queuedReads = 0;
+  #cancelWaits = new Set<() => void>();
+  #lookedForDeadPeer = 0;
+
+  /** Use `Pipe()` or `Connection.fromHandle()`. */
+  private constructor(segment: SharedMemory, end: 0 | 1, readable: boolean, writable: boolean) {
+    const buffer = segment.buffer;
+    const capacity = new Int32Array(buffer, 0, 4)[2]!;
+    this.#segment = segment;
+    this.#end = end;
+    this.readable = readable;
+    this.writable = writable;
+    const ring = (index: 0 | 1): Ring =>
+      new Ring(buffer, index === 0 ? RING0 : RING1, DATA + index * capacity, capacity);
+    this.#send = writable ? ring(end) : undefined;
+    this.#recv = readable ? ring(end === 0 ? 1 : 0) : undefined;
+    this.holders = new Holders(buffer, end === 0 ? HOLDERS0 : HOLDERS1);
+    this.#peer = new Holders(buffer, end === 0 ? HOLDERS1 : HOLDERS0);
+    this.holders.hold();
+    live.add(this);
+    releaseAtExit();
+  }
+
+  /** @internal Pipe()'s constructor. */
+  static create(duplex: boolean): [Connection, Connection] {
+    const size = DATA + (duplex ? 2 : 1) * CAPACITY;
+    const segment = new SharedMemory({ size });
+    new Int32Array(segment.buffer, 0, 4).set([MAGIC, KIND_PIPE, CAPACITY, duplex ? 1 : 0]);
+    const other = SharedMemory.attach(segment.name);
+    if (duplex) return [new Connection(segment, 0, true, true), new Connection(other, 1, true, true)];
+    return [new Connection(other, 1, true, false), new Connection(segment, 0, false, true)];
+  }
+
+  /** Attaches the Connection that `handle` describes (in another process or thread). */
+  static fromHandle(handle: ConnectionHandle): Connection {
+    if (handle === null || typeof handle !== 'object') throw invalidArgType('handle', 'an object', handle);
+    const { kind, name, end, readable, writable } = handle as Partial<ConnectionHandle>;
+    if (kind !== 'Connection') throw invalidArgValue('handle', handle, 'is not the handle of a Connection');
+    if (!isSegmentName(name)) throw invalidArgValue('handle', handle, 'does not name a segment');
+    if ((end !== 0 && end !== 1) || typeof readable !== 'boolean' || typeof writable !== 'boolean') {
+      throw invalidArgValue('handle', handle, 'is not the handle of a Connection');
+    }
+    const segment = SharedMemory.attach(name);
+    const header = segment.size >= DATA ? new Int32Array(segment.buffer, 0, 4) : undefined;
+    const capacity = header?.[2] ?? 0;
+    const duplex = header?.[3] === 1;
+    const fits =
+      header?.[0] === MAGIC &&
+      header[1] === KIND_PIPE &&
+      capacity > 0 &&
+      (capacity & (capacity - 1)) === 0 &&
+      segment.size >= DATA + (duplex ? 2 : 1) * capacity &&
+      (duplex ? readable && writable : readable !== writable && readable === (end === 1));
+    if (!fits) {
+      segment.close();
+      throw invalidArgValue('handle', handle, 'does not name a live Connection');
+    }
+    return new Connection(segment, end, readable, writable);
+  }
+
+  get handle(): ConnectionHandle {
+    return { kind: 'Connection', name: this.#segment.name, end: this.#end, readable: this.readable, writable: this.writable };
+  }
+
+  /** True once `close()` was called in this thread. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends `value` (structured clone; forkwise objects by handle). Blocks while the peer has
+   * not read what fills the ring. Throws `EOFError` when the other end is closed or dead.
+   */
+  send(value: unknown): void {
+    this.#writable();
+    this.#write(serialize(value, 'value'));
+  }
+
+  /** Sends the bytes of `data` (or `size` bytes from `offset`) as one message. */
+  sendBytes(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): void {
+    this.#writable();
+    const bytes = bytesOf(data, offset, size);
+    this.#write(bytes);
+  }
+
+  /** The next message; rejects with `EOFError` when the peer is gone and nothing is left. */
+  recv(): Promise<unknown> {
+    return this.recvBytes().then(deserialize);
+  }
+
+  /** The next message's bytes. */
+  recvBytes(): Promise<Buffer> {
+    try {
+      this.#readable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#queuedReads === 0) {
+      const bytes = this.#take();
+      if (bytes) return Promise.resolve(bytes);
+    }
+    this.#queuedReads++;
+    const read = this.#reads.then(() => this.#readAsync());
+    this.#reads = read.then(
+      () => this.#queuedReads--,
+      () => this.#queuedReads--,
+    );
+    return read;
+  }
+
+  /**
+   * The next message, blocking the thread (at most `timeout` ms: then a `TimeoutError` with
+   * code `ERR_TIMEOUT`).
+   */
+  recvSync(timeout?: number): unknown {
+    return deserialize(this.recvBytesSync(timeout));
+  }
+
+  /** The next message's bytes, blocking the thread. */
+  recvBytesSync(timeout?: number): Buffer {
+    this.#readable();
+    const ms = validateTimeout(timeout, 'timeout');
+    const deadline = ms === FOREVER ? Infinity : performance.now() + ms;
+    const ring = this.#recv!;
+    for (;;) {
+      const bytes = this.#take();
+      if (bytes) return bytes;
+      this.#eofIfPeerGone();
+      const left = deadline - performance.now();
+      if (left <= 0) throw new TimeoutError('recvSync: no message within the timeout');
+      ring.waitSync(false, () => ring.available() !== 0, left === Infinity ? -1 : left);
+    }
+  }
+
+  /**
+   * Resolves true when a message (or EOF) is ready to read, false after `timeout` ms
+   * (default 0: only look).
+   */
+  poll(timeout = 0): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#readable();
+      const ms = validateTimeout(timeout, 'timeout');
+      const ring = this.#recv!;
+      const ready = (): boolean => ring.available() !== 0 || this.#peerGone();
+      if (ready() || ms === 0) return resolve(ready());
+      let timer: NodeJS.Timeout | undefined;
+      let cancel = (): void => {};
+      const done = (value: boolean): void => {
+        if (timer) clearTimeout(timer);
+        cancel();
+        this.#cancelWaits.delete(stop);
+        resolve(value);
+      };
+      const stop = (): void => done(false);
+      const look = (): void => {
+        if (this.#closed) return done(false);
+        if (ready()) return done(true);
+        cancel = ring.waitAsync(false, () => ring.available() !== 0, look);
+      };
+      if (ms !== FOREVER) timer = setTimeout(() => done(ready()), ms);
+      this.#cancelWaits.add(stop);
+      look();
+    });
+  }
+
+  /** Whether a message (or EOF) is ready, waiting at most `timeout` ms (default 0). */
+  pollSync(timeout = 0): boolean {
+    this.#readable();
+    const ms = validateTimeout(timeout, 'timeout');
+    const deadline = ms === FOREVER ? Infinity : performance.now() + ms;
+    const ring = this.#recv!;
+    for (;;) {
+      if (ring.available() !== 0 || this.#peerGone()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      ring.waitSync(false, () => ring.available() !== 0, left === Infinity ? -1 : left);
+    }
+  }
+
+  /**
+   * Closes this end in this thread: the peer sees EOF once no other holder is left. Pending
+   * `recv()`s reject. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    live.delete(this);
+    this.holders.release(1);
+    this.#send?.wakeEveryone();
+    this.#recv?.wakeEveryone();
+    this.#send?.closeWatches();
+    this.#recv?.closeWatches();
+    for (const cancel of [...this.#cancelWaits]) cancel();
+    this.#segment.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Every message until EOF (or until this end is closed). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
+    for (;;) {
+      let value: unknown;
+      try {
+        value = await this.recv();
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'ERR_EOF' || code === 'ERR_FORKWISE_CLOSED') return;
+        throw error;
+      }
+      yield value;
+    }
+  }
+
+  #writable(): void {
+    if (this.#closed) throw closedError('Connection');
+    if (!this.writable) throw new TypeError('This Connection is read-only');
+  }
+
+  #readable(): void {
+    if (this.#closed) throw closedError('Connection');
+    if (!this.readable) throw new TypeError('This Connection is write-only');
+  }
+
+  // No holder left, or (looked at most once a slice) none alive.
+  #peerGone(): boolean {
+    if (!this.#peer.anyHeld()) return true;
+    const now = performance.now();
+    if (now - this.#lookedForDeadPeer < SLICE_MS) return false;
+    this.#lookedForDeadPeer = now;
+    return !this.#peer.anyAlive();
+  }
+
+  // EOF when the peer is gone and nothing it committed is left (a torn message is dropped).
+  #eofIfPeerGone(): void {
+    if (!this.#peerGone() || this.#recv!.available() !== 0) return;
+    const torn = this.#partial !== undefined;
+    this.#partial = undefined;
+    throw new EOFError(
+      torn ? 'The other end of the connection ended in the middle of a message' : 'The other end of the connection is closed',
+    );
+  }
+
+  // Takes what the ring holds of the next message; the message once it is complete.
+  #take(): Buffer | null {
+    const ring = this.#recv!;
+    let r = ring.r;
+    let available = (ring.w - r) >>> 0;
+    let partial = this.#partial;
+    if (!partial) {
+      if (available < 4) return null;
+      const length = ring.readWord(r);
+      const padded = pad4(length);
+      const bytes = Buffer.allocUnsafe(length);
+      if (available >= 4 + padded) {
+        ring.copyOut(r + 4, bytes, 0, length);
+        ring.commitRead((r + 4 + padded) >>> 0);
+        return bytes;
+      }
+      partial = this.#partial = { bytes, padded, taken: 0 };
+      r = (r + 4) >>> 0;
+      available -= 4;
+    }
+    const n = Math.min(available, partial.padded - partial.taken);
+    const real = Math.min(n, partial.bytes.length - partial.taken);
+    if (real > 0) ring.copyOut(r, partial.bytes, partial.taken, real);
+    partial.taken += n;
+    ring.commitRead((r + n) >>> 0);
+    if (partial.taken < partial.padded) return null;
+    this.#partial = undefined;
+    return partial.bytes;
+  }
+
+  #readAsync(): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      const ring = this.#recv!;
+      let cancel = (): void => {};
+      const stop = (): void => {
+        cancel();
+        this.#cancelWaits.delete(stop);
+        reject(closedError('Connection'));
+      };
+      const attempt = (): void => {
+        try {
+          if (this.#closed) throw closedError('Connection');
+          const bytes = this.#take();
+          if (bytes) {
+            this.#cancelWaits.delete(stop);
+            return resolve(bytes);
+          }
+          this.#eofIfPeerGone();
+          cancel = ring.waitAsync(false, () => ring.available() !== 0, attempt);
+        } catch (error) {
+          this.#cancelWaits.delete(stop);
+          reject(error);
+        }
+      };
+      this.#cancelWaits.add(stop);
+      attempt();
+    });
+  }
+
+  #write(bytes: Uint8Array): void {
+    const length = bytes.length;
+    if (length > MAX_MESSAGE) throw outOfRange('message size', `<= ${MAX_MESSAGE}`, length);
+    if (!this.#peer.anyHeld()) throw new EOFError('The other end of the connection is closed');
+    const ring = this.#send!;
+    const capacity = ring.capacity;
+    const padded = pad4(length);
+    let w = ring.w;
+    let sent = -1; // -1: the header is not written yet
+    for (;;) {
+      let free = capacity - ((w - ring.r) >>> 0);
+      if (sent < 0 && free >= 4) {
+        ring.writeWord(w, length);
+        w = (w + 4) >>> 0;
+        free -= 4;
+        sent = 0;
+      }
+      if (sent >= 0) {
+        const n = Math.min(free, padded - sent);
+        const real = Math.min(n, length - sent);
+        if (real > 0) ring.copyIn(w, bytes, sent, real);
+        w = (w + n) >>> 0;
+        sent += n;
+        ring.commitWrite(w);
+        if (sent === padded) return;
+      }
+      const woken = ring.waitSync(true, () => ((w - ring.r) >>> 0) < capacity, -1);
+      if (!woken && this.#peerGone()) {
+        throw new EOFError('The other end of the connection ended before reading the whole message');
+      }
+      if (this.#closed) throw closedError('Connection');
+    }
+  }
+}
+
+function bytesOf(data: unknown, offset: number, size: number | undefined): Uint8Array {
+  let view: Uint8Array;
+  if (data instanceof ArrayBuffer) view = new Uint8Array(data);
+  else if (ArrayBuffer.isView(data)) view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  else throw invalidArgType('data', 'an ArrayBuffer, a TypedArray, a DataView or a Buffer', data);
+  if (!Number.isInteger(offset) || offset < 0 || offset > view.length) {
+    throw outOfRange('offset', `>= 0 && <= ${view.length}`, offset);
+  }
+  const n = size ?? view.length - offset;
+  if (!Number.isInteger(n) || n < 0 || offset + n > view.length) {
+    throw outOfRange('size', `>= 0 && <= ${view.length - offset}`, size);
+  }
+  return view.subarray(offset, offset + n);
+}
+
+/**
+ * A pair of connected `Connection`s (CPython's `multiprocessing.Pipe`). With
+ * `duplex: false` the first only receives and the second only sends.
+ *
+ * @example
+ * const [a, b] = Pipe();
+ * a.send([1, 2, 3]);
+ * await b.recv(); // [1, 2, 3]
+ */
+export function Pipe(options: PipeOptions = {}): [Connection, Connection] {
+  const { duplex = true } = validateObject(options, 'options') as PipeOptions;
+  if (typeof duplex !== 'boolean') throw invalidArgType('options.duplex', 'of type boolean', duplex);
+  return Connection.create(duplex);
+}
+
+registerByHandle(Connection, ['Connection'], (handle: ConnectionHandle) => Connection.fromHandle(handle));

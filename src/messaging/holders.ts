@@ -1,0 +1,112 @@
+/**
+ * Who holds an end of a Connection: a small table in the shared segment, one slot per
+ * process (pid, start time, count of open objects), so that the other end can tell a peer
+ * that is gone from one that is only slow. A pid counts as dead when /proc has no such
+ * process, a process with another start time (the pid was reused), or a zombie not yet
+ * reaped. Explicit `close()` and a normal exit take the count down at once; a SIGKILLed
+ * holder is found dead by the peer's next look (a sleeping peer looks every SLICE_MS).
+ */
+import { readFileSync } from 'node:fs';
+import { ForkwiseError } from '../posix/errors';
+
+export const SLOTS = 64;
+const SLOT_WORDS = 3; // pid, start time (clock ticks since boot, mod 2^31), count
+export const TABLE_BYTES = SLOTS * SLOT_WORDS * 4;
+
+/** Start time of `pid` (mod 2^31), or undefined if it is dead or a zombie. */
+export function liveStartTime(pid: number | 'self'): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return Number(BigInt(fields[19]!) % 2147483648n) | 0;
+  } catch {
+    return undefined;
+  }
+}
+
+let self = { pid: 0, start: 0 };
+function selfStart(): number {
+  if (self.pid !== process.pid) self = { pid: process.pid, start: liveStartTime('self') ?? 0 };
+  return self.start;
+}
+
+/** The holders table at byte `offset` of a segment. */
+export class Holders {
+  readonly #words: Int32Array;
+
+  constructor(buffer: ArrayBuffer, offset: number) {
+    this.#words = new Int32Array(buffer, offset, SLOTS * SLOT_WORDS);
+  }
+
+  /** Counts one more open object of this end in process `pid` (this one by default). */
+  hold(pid = process.pid, start = pid === process.pid ? selfStart() : liveStartTime(pid) ?? 0): void {
+    const words = this.#words;
+    for (let i = 0; i < words.length; i += SLOT_WORDS) {
+      if (Atomics.load(words, i) === pid) {
+        Atomics.add(words, i + 2, 1);
+        return;
+      }
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      for (let i = 0; i < words.length; i += SLOT_WORDS) {
+        if (Atomics.compareExchange(words, i, 0, pid) === 0) {
+          Atomics.store(words, i + 1, start);
+          Atomics.add(words, i + 2, 1);
+          return;
+        }
+      }
+      this.#freeDeadSlots();
+    }
+    throw new ForkwiseError('ERR_FORKWISE_TOO_MANY_HOLDERS', `A connection end is held by more than ${SLOTS} processes`);
+  }
+
+  /** Counts `n` fewer open objects of this end in process `pid`. */
+  release(n = 1, pid = process.pid): void {
+    const words = this.#words;
+    for (let i = 0; i < words.length; i += SLOT_WORDS) {
+      if (Atomics.load(words, i) !== pid) continue;
+      const left = Atomics.load(words, i + 2);
+      const take = Math.min(left, n);
+      if (take > 0) Atomics.sub(words, i + 2, take);
+      n -= take;
+      if (n === 0) return;
+    }
+  }
+
+  /** Cheap: whether any slot counts an open object (dead holders included). */
+  anyHeld(): boolean {
+    const words = this.#words;
+    for (let i = 0; i < words.length; i += SLOT_WORDS) {
+      if (Atomics.load(words, i) !== 0 && Atomics.load(words, i + 2) > 0) return true;
+    }
+    return false;
+  }
+
+  /** Whether a live process holds this end (reads /proc for the others' pids). */
+  anyAlive(): boolean {
+    const words = this.#words;
+    for (let i = 0; i < words.length; i += SLOT_WORDS) {
+      const pid = Atomics.load(words, i);
+      if (pid === 0 || Atomics.load(words, i + 2) <= 0) continue;
+      if (pid === process.pid) return true;
+      const start = Atomics.load(words, i + 1);
+      const live = liveStartTime(pid);
+      if (live !== undefined && (start === 0 || live === start)) return true;
+    }
+    return false;
+  }
+
+  #freeDeadSlots(): void {
+    const words = this.#words;
+    for (let i = 0; i < words.length; i += SLOT_WORDS) {
+      const pid = Atomics.load(words, i);
+      if (pid === 0 || pid === process.pid) continue;
+      const start = Atomics.load(words, i + 1);
+      const live = liveStartTime(pid);
+      if (live !== undefined && (start === 0 || live === start)) continue;
+      Atomics.store(words, i + 2, 0);
+      Atomics.compareExchange(words, i, pid, 0);
+    }
+  }
+}

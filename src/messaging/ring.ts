@@ -1,0 +1,211 @@
+/**
+ * A byte ring in shared memory, the transport under Connection and the queues.
+ *
+ * Design (measured against pipes: README "Messaging costs"; DESIGN.md fact 17)
+ * ------
+ * - One ring per direction: a data area of `capacity` bytes (a power of two) and a header of
+ *   32-bit words that JavaScript updates with Atomics (sequentially consistent atomic
+ *   instructions on the shared mapping, seen by every process and thread):
+ *   `w` and `r`, the bytes written and read so far (mod 2^32; positions in the data are
+ *   `w & (capacity - 1)`), two futex words `dataSeq` / `spaceSeq` bumped after every commit,
+ *   and a flag per word saying that someone may sleep on it.
+ * - A message is a record `[u32 length][bytes]` padded to 4 bytes, so every record starts
+ *   aligned and a header never wraps. A record is committed by storing `w` (or `r`) only
+ *   after its bytes are copied: a writer or reader that dies in the middle leaves the ring as
+ *   it was.
+ * - Sleeping and waking go through the addon (native/futex.cc) only when needed: a reader
+ *   spins briefly, then raises the flag, reads `dataSeq`, checks again, and sleeps on
+ *   `dataSeq`; a writer bumps `dataSeq` after its commit and, if the flag is up, takes it
+ *   down (exchange) and calls FUTEX_WAKE for everyone. With all of it sequentially
+ *   consistent, either the writer sees the flag or the sleeper sees the new `w`: no wake-up
+ *   is lost; and a sleeper that takes long to be scheduled costs one wake, not one per
+ *   message written meanwhile. Writers waiting for space do the same on `spaceSeq`.
+ * - The event loop waits through a WordWatch (one long-lived thread per word), the blocking
+ *   forms in FUTEX_WAIT; both wake on their own every SLICE_MS to look for a dead peer.
+ */
+import { sleepWhile, WordWatch, SLICE_MS, wakeAll } from './watch';
+
+// Header words (Int32 indices from the ring's header).
+const W = 0;
+const R = 1;
+const DATA_SEQ = 2;
+const SPACE_SEQ = 3;
+const READERS_ASLEEP = 4;
+const WRITERS_ASLEEP = 5;
+const ITEMS_W = 6;
+const ITEMS_R = 7;
+export const RING_HEADER_BYTES = 64;
+
+/**
+ * How long a wait keeps looking before it sleeps (ms). A wake-up costs the waker a FUTEX_WAKE
+ * of 10-80 µs on this loaded 2-vCPU virtual machine, and a timed FUTEX_WAIT about 15 µs more
+ * than an untimed one (the timer); a reader that finds the next message while spinning costs
+ * neither. Spinning longer (50 µs) made round trips slower here: the spinner keeps the CPU
+ * that the peer it waits for was woken on.
+ */
+export let SPIN_MS = 0.01;
+
+/** For the benchmarks: the spin before sleeping, in ms (0: none). */
+export function setSpinMs(ms: number): void {
+  SPIN_MS = ms;
+}
+
+function spin(ready: () => boolean): boolean {
+  if (ready()) return true;
+  if (SPIN_MS <= 0) return false;
+  const until = performance.now() + SPIN_MS;
+  do {
+    for (let i = 0; i < 16; i++) if (ready()) return true;
+  } while (performance.now() < until);
+  return false;
+}
+
+export function pad4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+export class Ring {
+  readonly capacity: number;
+  readonly #mask: number;
+  readonly #h: Int32Array;
+  readonly #headerOffset: number;
+  readonly #data: Uint8Array;
+  readonly #words: Uint32Array;
+  readonly #buffer: ArrayBuffer;
+  #dataWatch: WordWatch | undefined;
+  #spaceWatch: WordWatch | undefined;
+
+  constructor(buffer: ArrayBuffer, headerOffset: number, dataOffset: number, capacity: number) {
+    this.capacity = capacity;
+    this.#mask = capacity - 1;
+    this.#buffer = buffer;
+    this.#headerOffset = headerOffset;
+    this.#h = new Int32Array(buffer, headerOffset, RING_HEADER_BYTES / 4);
+    this.#data = new Uint8Array(buffer, dataOffset, capacity);
+    this.#words = new Uint32Array(buffer, dataOffset, capacity / 4);
+  }
+
+  get w(): number {
+    return Atomics.load(this.#h, W) >>> 0;
+  }
+
+  get r(): number {
+    return Atomics.load(this.#h, R) >>> 0;
+  }
+
+  /** Bytes committed and not yet read. */
+  available(): number {
+    return (Atomics.load(this.#h, W) - Atomics.load(this.#h, R)) >>> 0;
+  }
+
+  /** Committed items not yet read (the queues' qsize). */
+  items(): number {
+    return (Atomics.load(this.#h, ITEMS_W) - Atomics.load(this.#h, ITEMS_R)) >>> 0;
+  }
+
+  /** The u32 at position `pos` (4-aligned). */
+  readWord(pos: number): number {
+    return this.#words[(pos & this.#mask) >>> 2]!;
+  }
+
+  writeWord(pos: number, value: number): void {
+    this.#words[(pos & this.#mask) >>> 2] = value;
+  }
+
+  /** Copies `n` bytes of `src` from `from` into the ring at `pos`, wrapping. */
+  copyIn(pos: number, src: Uint8Array, from: number, n: number): void {
+    const at = pos & this.#mask;
+    const first = Math.min(n, this.capacity - at);
+    this.#data.set(from === 0 && first === src.length ? src : src.subarray(from, from + first), at);
+    if (first < n) this.#data.set(src.subarray(from + first, from + n), 0);
+  }
+
+  /** Copies `n` bytes at `pos` out of the ring into `dst` at `to`, wrapping. */
+  copyOut(pos: number, dst: Uint8Array, to: number, n: number): void {
+    const at = pos & this.#mask;
+    const first = Math.min(n, this.capacity - at);
+    dst.set(this.#data.subarray(at, at + first), to);
+    if (first < n) dst.set(this.#data.subarray(0, n - first), to + first);
+  }
+
+  /** Makes bytes up to `w` (and `items` more items) visible to readers, waking sleepers. */
+  commitWrite(w: number, items = 0): void {
+    const h = this.#h;
+    Atomics.store(h, W, w | 0);
+    if (items) Atomics.add(h, ITEMS_W, items);
+    Atomics.add(h, DATA_SEQ, 1);
+    if (Atomics.load(h, READERS_ASLEEP) !== 0 && Atomics.exchange(h, READERS_ASLEEP, 0) !== 0) {
+      wakeAll(this.#buffer, this.#headerOffset + DATA_SEQ * 4);
+    }
+  }
+
+  /** Frees bytes up to `r` (and counts `items` read), waking writers waiting for space. */
+  commitRead(r: number, items = 0): void {
+    const h = this.#h;
+    Atomics.store(h, R, r | 0);
+    if (items) Atomics.add(h, ITEMS_R, items);
+    Atomics.add(h, SPACE_SEQ, 1);
+    if (Atomics.load(h, WRITERS_ASLEEP) !== 0 && Atomics.exchange(h, WRITERS_ASLEEP, 0) !== 0) {
+      wakeAll(this.#buffer, this.#headerOffset + SPACE_SEQ * 4);
+    }
+  }
+
+  /** Wakes everyone waiting on this ring (a close, so that they look again). */
+  wakeEveryone(): void {
+    const h = this.#h;
+    Atomics.add(h, DATA_SEQ, 1);
+    Atomics.add(h, SPACE_SEQ, 1);
+    wakeAll(this.#buffer, this.#headerOffset + DATA_SEQ * 4);
+    wakeAll(this.#buffer, this.#headerOffset + SPACE_SEQ * 4);
+  }
+
+  /**
+   * Blocks the thread until `ready()` or `ms` pass (-1: SLICE_MS at most, so that the caller
+   * can look for a dead peer). `space` picks the word: data for readers, space for writers.
+   * Returns `ready()`'s last answer.
+   */
+  waitSync(space: boolean, ready: () => boolean, ms: number): boolean {
+    if (spin(ready)) return true;
+    const h = this.#h;
+    const seqIndex = space ? SPACE_SEQ : DATA_SEQ;
+    Atomics.store(h, space ? WRITERS_ASLEEP : READERS_ASLEEP, 1);
+    const seq = Atomics.load(h, seqIndex);
+    if (ready()) return true;
+    sleepWhile(this.#buffer, this.#headerOffset + seqIndex * 4, seq, ms < 0 ? SLICE_MS : Math.min(ms, SLICE_MS));
+    return ready();
+  }
+
+  /**
+   * From the event loop: calls `onWake` once `ready()` may have become true, or after a
+   * slice. Returns a function that cancels the wait (without calling `onWake`).
+   */
+  waitAsync(space: boolean, ready: () => boolean, onWake: () => void): () => void {
+    const h = this.#h;
+    const asleep = space ? WRITERS_ASLEEP : READERS_ASLEEP;
+    const seqIndex = space ? SPACE_SEQ : DATA_SEQ;
+    const watch = space
+      ? (this.#spaceWatch ??= new WordWatch(this.#buffer, this.#headerOffset + SPACE_SEQ * 4))
+      : (this.#dataWatch ??= new WordWatch(this.#buffer, this.#headerOffset + DATA_SEQ * 4));
+    // A short spin first, on the loop too: a reply that comes within it costs no wake-up
+    // at all, where the watch thread costs two (the thread, then the loop).
+    if (spin(ready)) {
+      queueMicrotask(onWake);
+      return () => {};
+    }
+    Atomics.store(h, asleep, 1);
+    const seq = Atomics.load(h, seqIndex);
+    if (ready()) {
+      queueMicrotask(onWake);
+      return () => {};
+    }
+    watch.wait(seq, onWake);
+    return () => watch.cancel(onWake);
+  }
+
+  /** Stops this ring's watch threads in this thread. */
+  closeWatches(): void {
+    this.#dataWatch?.close();
+    this.#spaceWatch?.close();
+    this.#dataWatch = this.#spaceWatch = undefined;
+  }
+}

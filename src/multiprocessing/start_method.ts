@@ -1,0 +1,35 @@
+/** The start methods, and the one this process uses by default. */
+import { invalidArgValue } from '../posix/errors';
+import { isForkSafe } from '../posix/fork';
+
+export type StartMethod = 'fork' | 'forkserver' | 'spawn';
+const methods: readonly StartMethod[] = ['fork', 'forkserver', 'spawn'];
+
+let chosen: StartMethod | undefined;
+
+export function validateStartMethod(method: unknown, name: string): StartMethod {
+  if (!methods.includes(method as StartMethod)) {
+    throw invalidArgValue(name, method, `must be one of ${methods.map((m) => `'${m}'`).join(', ')}`);
+  }
+  return method as StartMethod;
+}
+
+/** The names of the start methods this platform has. */
+export function getAllStartMethods(): StartMethod[] {
+  return process.platform === 'win32' ? ['spawn'] : [...methods];
+}
+
+/**
+ * The default start method: the one set with `setStartMethod`, else `fork` in a fork-safe
+ * process (`node --single-threaded`), else `forkserver`; `spawn` on Windows.
+ */
+export function getStartMethod(): StartMethod {
+  if (chosen) return chosen;
+  if (process.platform === 'win32') return 'spawn';
+  return isForkSafe() ? 'fork' : 'forkserver';
+}
+
+/** Sets the default start method of this process. */
+export function setStartMethod(method: StartMethod): void {
+  chosen = validateStartMethod(method, 'method');
+}
