@@ -10,7 +10,8 @@
  * copy-on-write duplicates: 190 ms per child in DESIGN.md, against a few milliseconds for
  * the whole fork. Done once in the parent, it is paid once. The same holds for a full
  * collection that V8 has begun (incremental marking): the child would finish it, and a
- * mark-compact writes to every page it marks or moves.
+ * mark-compact writes to every page it marks or moves; but fork() leaves that one to the
+ * child (see emptyYoungGeneration), only warmup() makes it.
  */
 import { isMainThread } from 'node:worker_threads';
 import { rehearseChild } from './child';
@@ -47,9 +48,8 @@ let sink: unknown;
 /**
  * Leaves no collection for a child to inherit: empties V8's young generation when it holds
  * more than {@link YOUNG_GENERATION_LIMIT} (scavenges until what is left is below it: the
- * survivors of a first scavenge are promoted by the second), and finishes a full collection
- * that V8 has begun (promoting the nursery is what often starts one). Called by fork()
- * before it forks; forks in a row find nothing to do and pay one read of the counts.
+ * survivors of a first scavenge are promoted by the second). Called by fork() before it
+ * forks; forks in a row find nothing to do and pay one read of the counts.
  */
 export function emptyYoungGeneration(): void {
   for (let round = 0; round < 4; round++) {
@@ -57,10 +57,10 @@ export function emptyYoungGeneration(): void {
     if (used <= YOUNG_GENERATION_LIMIT) break;
     overflowNursery(used, available);
   }
-  // Incremental marking is finished only by a full collection. The public one that ends with
-  // marking stopped is Isolate::LowMemoryNotification (MemoryPressureNotification may start
-  // marking again); it costs what the child would have paid, once.
-  if (native.youngGenerationSize().marking) native.collectAllGarbage();
+  // Incremental marking that V8 has begun is left to the child. Finishing it here takes a
+  // full collection, whose mark-compact wakes the platform's worker threads: a child forked
+  // after that hung in its own next mark-compact, signalling the worker queue's condition
+  // variable, which still counts the parent's waiters (test/fixtures/fork-workload.js).
 }
 
 // Allocates garbage until the young generation shrinks (a scavenge ran). The bound stops
