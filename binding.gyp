@@ -7,6 +7,7 @@
           "native/addon.cc",
           "native/errors.cc",
           "native/fork.cc",
+          "native/heap_gc.cc",
           "native/heap_regions.cc",
           "native/loop_fork.cc",
           "native/exec.cc",
@@ -24,7 +25,10 @@
       }]],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # Symbols bound at load: a forked child would otherwise resolve (and copy the GOT pages
+      # of) every function that only children call, such as _exit, once per child.
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }

@@ -43,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   InitErrors(env, exports);
   InitFork(env, exports);
+  InitHeapGc(env, exports);
   InitExec(env, exports);
   InitSpawn(env, exports);
   InitSystem(env, exports);

@@ -16,17 +16,19 @@ export interface Outcome {
 /**
  * Runs `node [nodeArgs] fixtures/<script> [args]` and resolves when it ends; kills it and
  * rejects after `timeoutMs`, so that a hang fails the test instead of stalling the run.
+ * `wrapper` is a command that runs node (`['stdbuf', '-o0']`).
  */
 export function runNode(
   script: string,
   args: string[] = [],
-  options: { nodeArgs?: string[]; timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { nodeArgs?: string[]; timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; wrapper?: string[] } = {},
 ): Promise<Outcome> {
-  const { nodeArgs = ['--single-threaded'], timeoutMs = 15000, input, env } = options;
+  const { nodeArgs = ['--single-threaded'], timeoutMs = 15000, input, env, wrapper = [] } = options;
   const scriptPath = script.includes('/') ? script : join(fixtures, script);
   return new Promise((resolve, reject) => {
     // Its own process group, so that a timeout ends the scenario's children too.
-    const child = spawn(process.execPath, [...nodeArgs, scriptPath, ...args], {
+    const argv = [...wrapper, process.execPath, ...nodeArgs, scriptPath, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: env ?? process.env,
       detached: true,

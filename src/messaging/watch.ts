@@ -75,7 +75,8 @@ export class WordWatch {
   }
 }
 
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   for (const watch of [...watches]) watch.renewAfterFork();
 });
 

@@ -42,7 +42,8 @@ export function releaseParentDeathFd(): void {
 // A forked child holds its parent's pipe: the write end is the parent's to close, the read
 // end is watched by guardParentDeath when the child is a Process; a child that forks
 // processes of its own makes its own pipe.
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   if (!deathPipe) return;
   close(deathPipe.write);
   inheritedDeathFd = deathPipe.read;

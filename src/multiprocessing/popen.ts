@@ -98,7 +98,8 @@ export function sleepSync(ms: number): void {
 
 // A forked child has copies of its parent's watches, on children that are not its own.
 const sentinelWatches = new Set<Socket>();
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   for (const watch of sentinelWatches) watch.destroy();
   sentinelWatches.clear();
 });

@@ -176,7 +176,8 @@ class Forkserver {
 let server: Forkserver | undefined;
 
 // A forked child does not share its parent's server.
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   server = undefined;
 });
 

@@ -34,7 +34,8 @@ const children = new Set<Process>();
 let counter = 0;
 
 // A forked child has the parent's Process objects but none of its children.
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   children.clear();
   counter = 0;
 });

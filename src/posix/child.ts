@@ -4,6 +4,7 @@
  * path ended with _exit. The native half (V8's regions, the event loop) is native/fork.cc.
  */
 import { randomFillSync } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { native } from './native';
@@ -19,10 +20,11 @@ process.on('worker', (worker: Worker) => {
 });
 
 // What the layers above must redo in a forked child (src/sync re-arms its pending waits,
-// whose helper threads did not cross the fork).
-const childHooks: Array<() => void> = [];
+// whose helper threads did not cross the fork). A hook called with `rehearsal` true is being
+// run in the parent by rehearseChild(), to be compiled there: it must return at once.
+const childHooks: Array<(rehearsal: boolean) => void> = [];
 
-export function afterForkInChild(hook: () => void): void {
+export function afterForkInChild(hook: (rehearsal: boolean) => void): void {
   childHooks.push(hook);
 }
 
@@ -44,21 +46,71 @@ export function runAfterForkInParent(pid: number | undefined): void {
   for (const { after } of forkHooks) after(pid);
 }
 
-export function becomeChild(): void {
+// What the fix-ups act on. becomeChild() passes the real ones; rehearseChild() passes
+// stand-ins, so that the parent runs the same code without effect.
+interface FixUpTargets {
+  process: { pid: number };
+  math: { random: () => number };
+  workers: Set<{ unref(): void }>;
+  watches: Set<{ cancel(): void }> | undefined;
+  handles: unknown[];
+  exit: ExitTarget;
+}
+
+export function becomeChild(targets: FixUpTargets = childTargets()): void {
+  const rehearsal = targets === standIns;
+  fixUp(targets);
+  for (const hook of childHooks) hook(rehearsal);
+}
+
+function childTargets(): FixUpTargets {
+  // A stream with writes queued has an active handle, stdout and stderr included. (Reading
+  // process.stdout here would create the stream in every child that never used it.)
+  const getHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles;
+  return {
+    process,
+    math: Math,
+    workers: liveWorkers,
+    watches: undefined,
+    handles: getHandles?.call(process) ?? [],
+    exit: process as unknown as ExitTarget,
+  };
+}
+
+/**
+ * Runs the child's fix-ups in this process on stand-ins, so that their code is compiled
+ * (and kept from being flushed) here rather than in every child: a child compiled them
+ * afresh each time, milliseconds of work with copy-on-write of every page it wrote. fork()
+ * calls it before forking; it costs a few microseconds once compiled.
+ */
+export function rehearseChild(): void {
+  childTargets(); // only reads
+  becomeChild(standIns);
+}
+
+const standIns: FixUpTargets = {
+  process: { pid: 0 },
+  math: { random: Math.random },
+  workers: new Set(),
+  watches: new Set(),
+  handles: [],
+  exit: Object.assign(new EventEmitter(), { hasUncaughtExceptionCaptureCallback: () => false }) as unknown as ExitTarget,
+};
+
+function fixUp(targets: FixUpTargets): void {
   // process.pid is cached at start-up (DESIGN.md fact 5).
-  Object.defineProperty(process, 'pid', {
+  Object.defineProperty(targets.process, 'pid', {
     value: native.getpid(),
     configurable: true,
     enumerable: true,
     writable: true,
   });
-  reseedMathRandom();
-  for (const worker of liveWorkers) worker.unref();
-  liveWorkers.clear();
-  forgetInheritedWatches();
-  forgetInheritedChunks();
-  installChildExit();
-  for (const hook of childHooks) hook();
+  targets.math.random = childRandom();
+  for (const worker of targets.workers) worker.unref();
+  targets.workers.clear();
+  forgetInheritedWatches(targets.watches);
+  forgetInheritedChunks(targets.handles);
+  installChildExit(targets.exit);
 }
 
 // Chunks that a stream of the parent still held in its JavaScript buffer at the instant of
@@ -74,11 +126,8 @@ interface WritableStateShape {
   objectMode: boolean;
 }
 
-function forgetInheritedChunks(): void {
-  // A stream with writes queued has an active handle, stdout and stderr included. (Reading
-  // process.stdout here would create the stream in every child that never used it.)
-  const getHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles;
-  for (const stream of getHandles?.call(process) ?? []) {
+function forgetInheritedChunks(handles: unknown[]): void {
+  for (const stream of handles) {
     const state = (stream as { _writableState?: WritableStateShape } | null)?._writableState;
     if (!state || !Array.isArray(state.buffered) || typeof state.bufferedIndex !== 'number') continue;
     if (typeof state.length !== 'number' || typeof state.pendingcb !== 'number') continue;
@@ -96,12 +145,14 @@ function forgetInheritedChunks(): void {
 // Math.random would continue the parent's exact sequence (DESIGN.md fact 6), and V8 offers
 // no way to reseed it. The child gets its own generator: 53 random bits per number, from the
 // system's CSPRNG, drawn in blocks. (A reference to the old Math.random taken before fork
-// still follows the parent's sequence.)
-function reseedMathRandom(): void {
-  const block = new Uint32Array(2048);
-  let next = block.length;
-  Math.random = function random(): number {
-    if (next === block.length) {
+// still follows the parent's sequence.) The block is made on the first call: a child that
+// never calls Math.random allocates nothing for it.
+function childRandom(): () => number {
+  let block: Uint32Array | undefined;
+  let next = 0;
+  return function random(): number {
+    if (block === undefined || next === block.length) {
+      block ??= new Uint32Array(2048);
       randomFillSync(block);
       next = 0;
     }
@@ -111,6 +162,12 @@ function reseedMathRandom(): void {
   };
 }
 
+// The process, or the stand-in that rehearseChild() passes.
+type ExitTarget = Pick<NodeJS.Process, 'on' | 'listenerCount' | 'hasUncaughtExceptionCaptureCallback'> & {
+  reallyExit: (code: unknown) => never;
+};
+
+const childExitInstalled = new WeakSet<ExitTarget>();
 let inForkedChild = false;
 let fatalError: { error: unknown } | undefined;
 
@@ -145,17 +202,21 @@ process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | s
 // right after the last 'exit' listener has run. On an uncaught exception Node emits 'exit'
 // before printing the error, so the child prints it (seen by 'uncaughtExceptionMonitor').
 // process.exit() while 'exit' is being emitted (in a listener, or in a child forked there)
-// goes straight to process.reallyExit, Node's shutdown: the child ends there too.
-function installChildExit(): void {
-  fatalError = undefined;
-  if (inForkedChild) return;
-  inForkedChild = true;
-  process.on('uncaughtExceptionMonitor', (error) => {
+// goes straight to process.reallyExit, Node's shutdown: the child ends there too. The
+// rehearsal changes only its stand-in, never inForkedChild or the process.
+function installChildExit(target: ExitTarget): void {
+  if (target === (process as unknown as ExitTarget)) {
+    fatalError = undefined;
+    inForkedChild = true;
+  }
+  if (childExitInstalled.has(target)) return;
+  childExitInstalled.add(target);
+  target.on('uncaughtExceptionMonitor', (error) => {
     const handled =
-      process.listenerCount('uncaughtException') > 0 || process.hasUncaughtExceptionCaptureCallback();
+      target.listenerCount('uncaughtException') > 0 || target.hasUncaughtExceptionCaptureCallback();
     if (!handled) fatalError = { error };
   });
-  (process as unknown as { reallyExit: (code: unknown) => never }).reallyExit = endChild;
+  target.reallyExit = endChild;
 }
 
 function endChild(emittedCode: unknown): never {

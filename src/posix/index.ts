@@ -2,6 +2,7 @@
 export { PosixError, ForkwiseError } from './errors';
 export type { Signal } from './signals';
 export { fork, isForkSafe, reexecSingleThreaded, _exit } from './fork';
+export { warmup } from './heap';
 export { execv, execve, execvp, execvpe, execl, execle, execlp, execlpe } from './exec';
 export { posixSpawn, posixSpawnp, type PosixSpawnOptions, type SpawnFileAction } from './spawn';
 export { system } from './system';

@@ -24,6 +24,15 @@ export interface NativeBinding {
   fork(): number;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
+  /**
+   * Bytes allocated in V8's young generation, free in its nursery, and whether incremental
+   * marking is under way in the main thread's heap (heap_gc.cc).
+   */
+  youngGenerationSize(): { used: number; available: number; marking: boolean };
+  /** Starts following incremental marking in this thread's heap (the main thread's). */
+  watchMarking(): void;
+  /** Full, compacting collections (Isolate::LowMemoryNotification), then malloc_trim. */
+  collectAllGarbage(): void;
   flushQueuedWrites(fd: number): void;
   writeAll(fd: number, data: Uint8Array): void;
   _exit(code: number): never;

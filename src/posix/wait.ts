@@ -86,9 +86,9 @@ export function wait(): WaitResult {
 // parent's children, not its own, so the child drops them (their promises never settle there).
 const armedWatches = new Set<NativeExitWatch>();
 
-export function forgetInheritedWatches(): void {
-  for (const watch of armedWatches) watch.cancel();
-  armedWatches.clear();
+export function forgetInheritedWatches(watches: Set<NativeExitWatch> = armedWatches): void {
+  for (const watch of watches) watch.cancel();
+  watches.clear();
 }
 
 // pidfd where the kernel has it; FORKWISE_NO_PIDFD=1 selects the thread fallback (tests).

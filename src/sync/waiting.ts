@@ -67,7 +67,8 @@ export let processId = process.pid;
 // Pending asynchronous waits: in a forked child their helper threads are gone, so each one
 // starts a new helper there (and the child's loop is not held by the parent's).
 const pending = new Set<() => void>();
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   processId = process.pid;
   for (const rearm of [...pending]) rearm();
 });
