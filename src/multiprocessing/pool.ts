@@ -37,7 +37,8 @@ const PREFETCH = 4;
 // Pools of this process. A forked child (a worker, or any child) has copies of them that
 // are not its own: they must not act there (dispatch, replace workers, time tasks out).
 const pools = new Set<{ forget(): void }>();
-afterForkInChild(() => {
+afterForkInChild((rehearsal) => {
+  if (rehearsal) return;
   for (const pool of pools) pool.forget();
   pools.clear();
 });
