@@ -255,6 +255,18 @@ function rawString(value: string): Buffer {
   return out;
 }
 
+// Whether `value` holds forkwise objects; a refused value throws, named by its path (found
+// only then: building paths for every key cost more than the serialization).
+function holdsHandles(value: unknown, path: string): boolean {
+  try {
+    return scan(value, undefined);
+  } catch (error) {
+    if (error !== REFUSED) throw error;
+    const [where, what] = pathOfRefused(value, path, new Set()) ?? [path, 'a function or a symbol'];
+    throw notCloneable(where, what);
+  }
+}
+
 /**
  * Serializes `value` for another thread or process. Throws a `TypeError` with code
  * `ERR_FORKWISE_NOT_CLONEABLE` naming the path of a value that cannot cross (`args[1].fn`).
@@ -273,14 +285,7 @@ export function serialize(value: unknown, path = 'value'): Buffer {
     if (proto === Buffer.prototype) return raw(BUFFER, value);
     if (proto === Uint8Array.prototype && !Object.prototype.hasOwnProperty.call(value, 'handle')) return raw(UINT8ARRAY, value);
   }
-  let hasHandles: boolean;
-  try {
-    hasHandles = scan(value, undefined);
-  } catch (error) {
-    if (error !== REFUSED) throw error;
-    const [where, what] = pathOfRefused(value, path, new Set()) ?? [path, 'a function or a symbol'];
-    throw notCloneable(where, what);
-  }
+  const hasHandles = holdsHandles(value, path);
   const serializer = new DefaultSerializer();
   serializer.writeRawBytes(hasHandles ? WITH_HANDLES_BYTE : PLAIN_BYTE);
   serializer.writeHeader();
@@ -326,14 +331,7 @@ export function deserialize(bytes: Uint8Array): unknown {
  * // in the worker: fromHandles(workerData) gives the same lock and the same memory
  */
 export function toHandles(value: unknown, path = 'value'): unknown {
-  let hasHandles: boolean;
-  try {
-    hasHandles = scan(value, undefined);
-  } catch (error) {
-    if (error !== REFUSED) throw error;
-    const [where, what] = pathOfRefused(value, path, new Set()) ?? [path, 'a function or a symbol'];
-    throw notCloneable(where, what);
-  }
+  const hasHandles = holdsHandles(value, path);
   return hasHandles ? encode(value, new Map()) : value;
 }
 
