@@ -504,6 +504,22 @@ export class SimpleQueue<T = unknown> extends Queue<T> {
 }
 
 /**
+ * `taskDone()` of a joinable queue whose header has an unfinished count at `unfinished` and
+ * a futex word at `joinSeq` (Int32 indices): one fewer, and `join()`ers woken at zero.
+ */
+export function countTaskDone(words: Int32Array, unfinished: number, joinSeq: number, buffer: ArrayBuffer): void {
+  const left = Atomics.sub(words, unfinished, 1) - 1;
+  if (left < 0) {
+    Atomics.add(words, unfinished, 1);
+    throw new ForkwiseError('ERR_QUEUE_TASK_DONE_TOO_MANY', 'taskDone() called too many times');
+  }
+  if (left === 0) {
+    Atomics.add(words, joinSeq, 1);
+    wakeAll(buffer, joinSeq * 4);
+  }
+}
+
+/**
  * A Queue that counts unfinished items: `taskDone()` after handling each item got, `join()`
  * waits until every item put has been handled.
  *
@@ -524,16 +540,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   /** One item got earlier is handled. Throws `ERR_QUEUE_TASK_DONE_TOO_MANY` past the count. */
   taskDone(): void {
     this.open();
-    const words = this.words;
-    const left = Atomics.sub(words, UNFINISHED, 1) - 1;
-    if (left < 0) {
-      Atomics.add(words, UNFINISHED, 1);
-      throw new ForkwiseError('ERR_QUEUE_TASK_DONE_TOO_MANY', 'taskDone() called too many times');
-    }
-    if (left === 0) {
-      Atomics.add(words, JOIN_SEQ, 1);
-      wakeAll(this.segmentBuffer, JOIN_SEQ * 4);
-    }
+    countTaskDone(this.words, UNFINISHED, JOIN_SEQ, this.segmentBuffer);
   }
 
   /** Items put and not yet marked done. */

@@ -12,7 +12,7 @@
  * once). An item larger than the arena is refused; a full arena makes `put` wait, as
  * `maxsize` does.
  */
-import { invalidArgType, invalidArgValue, outOfRange, ForkwiseError } from '../posix/errors';
+import { invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
 import { validateInteger, validateObject } from '../posix/validate';
 import { Mutex } from '../sync/locks';
 import { Condition } from '../sync/condition';
@@ -20,8 +20,8 @@ import { isSegmentName, SharedMemory } from '../sync/shared_memory';
 import { FOREVER, validateTimeout } from '../sync/waiting';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { closedError, QueueEmpty, QueueFull } from '../messaging/errors';
-import type { QueueSyncOptions } from '../messaging/queue';
-import { sleepWhile, SLICE_MS, wakeAll, WordWatch } from '../messaging/watch';
+import { countTaskDone, type QueueSyncOptions } from '../messaging/queue';
+import { sleepWhile, SLICE_MS, WordWatch } from '../messaging/watch';
 
 const MAGIC = 0x71726f66; // "forq"
 // Int32 header words.
@@ -204,16 +204,7 @@ abstract class OrderedQueue<T> {
   /** One item got earlier is handled. Throws `ERR_QUEUE_TASK_DONE_TOO_MANY` past the count. */
   taskDone(): void {
     this.#checkOpen();
-    const words = this.#words;
-    const left = Atomics.sub(words, H_UNFINISHED, 1) - 1;
-    if (left < 0) {
-      Atomics.add(words, H_UNFINISHED, 1);
-      throw new ForkwiseError('ERR_QUEUE_TASK_DONE_TOO_MANY', 'taskDone() called too many times');
-    }
-    if (left === 0) {
-      Atomics.add(words, H_JOIN_SEQ, 1);
-      wakeAll(this.#segment.buffer, H_JOIN_SEQ * 4);
-    }
+    countTaskDone(this.#words, H_UNFINISHED, H_JOIN_SEQ, this.#segment.buffer);
   }
 
   /** Resolves once every item put has been marked done (`taskDone()`). */
