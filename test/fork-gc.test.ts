@@ -73,10 +73,11 @@ describe('fork() and the garbage collector (DESIGN.md fact 15)', function () {
       assert.deepEqual(trace.gcsBetween('CHILD-START', 'CHILD-TURNED', childPid!), []);
       assert.ok(trace.at('CHILD-START') < trace.at('CHILD-TURNED'));
       // Its own 32 MB of garbage are collected in the child (the trace does reach us from
-      // there), by scavenges only: no full collection was left half-done for it.
+      // there). A full collection that V8 had under way in the parent at the fork may be
+      // finished here too: finishing it in the parent left children hanging (README, "What
+      // the child inherits of the garbage collector").
       const own = trace.gcsBetween('CHILD-TURNED', 'CHILD-ALLOCATED', childPid!);
       assert.ok(own.includes('Scavenge'), `the child's own collections: ${own}`);
-      assert.ok(!own.includes('Mark-Compact'), `the child's own collections: ${own}`);
     });
 
     it('without it (the bare native fork) the child inherits the full nursery', async () => {
