@@ -138,7 +138,6 @@ export class Pool {
   readonly #size: number;
   readonly #method: StartMethod;
   readonly #setup: WorkerSetup;
-  readonly #initializer: PoolOptions['initializer'];
   readonly #maxTasksPerChild: number | undefined;
   readonly #maxQueued: number;
   readonly #timeout: number | undefined;
@@ -163,7 +162,6 @@ export class Pool {
     const maxMemory = o.maxMemoryPerChild === undefined ? undefined : validateInteger(o.maxMemoryPerChild, 'options.maxMemoryPerChild', 1, Number.MAX_SAFE_INTEGER);
     this.#maxQueued = o.maxQueued === undefined ? Infinity : validateInteger(o.maxQueued, 'options.maxQueued', 1, Number.MAX_SAFE_INTEGER);
     this.#timeout = o.timeout === undefined ? undefined : validateTimeout(o.timeout, 'options.timeout');
-    this.#initializer = o.initializer;
     this.#setup = {
       initializer: o.initializer === undefined ? undefined : this.#fnRef(o.initializer, 'options.initializer').fn,
       initArgs: o.initArgs ?? [],

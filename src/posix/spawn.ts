@@ -6,7 +6,7 @@
  * `setsigmask` says otherwise.
  */
 import { constants } from 'node:os';
-import { invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { invalidArgType, invalidArgValue } from './errors';
 import { native, type NativeFileAction } from './native';
 import { validateSignalSet, type Signal } from './signals';
 import {

@@ -93,11 +93,9 @@ export class Thread {
   readonly #target: Function | TaskRef | undefined;
   readonly #args: unknown[];
   readonly #delay: number | undefined;
-  #worker: Worker | undefined;
   #ident: number | undefined;
   #control: Int32Array | undefined;
   #outcomePort: MessagePort | undefined;
-  #outcome: Outcome | undefined;
   #error: unknown;
   #started = false;
   #ended = false;
@@ -209,7 +207,6 @@ export class Thread {
       throw error;
     }
     this.#started = true;
-    this.#worker = worker;
     this.#ident = worker.threadId;
     this.#control = control;
     this.#outcomePort = port1;
@@ -244,7 +241,6 @@ export class Thread {
   #settle(outcome: Outcome): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#outcome = outcome;
     this.#outcomePort?.close();
     this.#outcomePort = undefined;
     running.delete(this);
