@@ -9,7 +9,8 @@
 // For each way it prints: the start-up time, from starting the workers to the first request
 // served (for cluster, that includes each worker loading the data); the workers' summed PSS
 // (proportional set size, /proc/PID/smaps_rollup: shared pages are divided among the
-// processes sharing them, so the sum is what the workers really cost); and requests/s from a
+// processes sharing them, so the sum is what the workers really cost; this process's own
+// PSS is added after it, since here it holds its share of the data); and requests/s from a
 // load generator on loopback (a child process with a keep-alive http.Agent, bounded by
 // --requests and --seconds).
 //
@@ -174,7 +175,7 @@ else if (cluster.isPrimary) {
     const sumPss = pids.reduce((a, pid) => a + pss(pid), 0);
     const sumRss = pids.reduce((a, pid) => a + rss(pid), 0);
     console.log(`   start-up to the first request: ${startMs.toFixed(0)} ms`);
-    console.log(`   workers' PSS summed: ${mib(sumPss)} (RSS summed: ${mib(sumRss)})`);
+    console.log(`   workers' PSS summed: ${mib(sumPss)} (RSS summed: ${mib(sumRss)}); with this process's PSS: ${mib(sumPss + pss(process.pid))}`);
     console.log(`   ${loadResult.done} requests in ${loadResult.ms.toFixed(0)} ms: ${perSecond.toFixed(0)} requests/s`);
     check(loadResult.errors === 0 && loadResult.wrong === 0 && loadResult.done > 0, `${label}: every answer correct (${loadResult.errors} errors)`);
     check(served.every((pid) => pids.includes(pid)) && served.length === pids.length, `${label}: all ${pids.length} workers served (${served.map((p) => loadResult.byPid[p]).join(' + ')})`);
