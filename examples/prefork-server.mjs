@@ -75,6 +75,8 @@ function handler(records) {
 // --- the load generator (a child process) ------------------------------------------------
 if (process.argv[2] === '--load') {
   const [port, count, seconds, concurrency] = process.argv.slice(3).map(Number);
+  // Its stdin is a pipe from the parent: end-of-file means the parent is gone, so stop.
+  process.stdin.on('end', () => process.exit(1)).resume();
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const deadline = performance.now() + seconds * 1000;
   const byPid = {};
@@ -158,7 +160,7 @@ else if (cluster.isPrimary) {
 
   async function load(port) {
     const child = spawn(process.execPath, [self, '--load', port, REQUESTS, SECONDS, 32], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'inherit'], // stdin: see --load
       timeout: (SECONDS + 30) * 1000, // SIGTERM if it overruns, whatever happens
     });
     let out = '';
