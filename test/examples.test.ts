@@ -31,6 +31,14 @@ describe('examples run and check themselves', function () {
     assert.match(out.stdout, /all checks passed/);
   });
 
+  it('pool-progress (a small dataset; the progress goes one line per 10 % into a pipe)', async () => {
+    const out = await runNode(join(examples, 'pool-progress.mjs'), ['--records', '200000'], { timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /all checks passed/);
+    assert.equal(out.stdout.match(/^ +progress +\d+ %/gm)?.length, 10, out.stdout);
+    assert.match(out.stdout, /progress 100 % \(20\/20 blocks/);
+  });
+
   it('supervisor gives up after its restart limit and exits 0', async () => {
     const out = await runNode(join(examples, 'supervisor.mjs'), ['--max-restarts', '1'], { nodeArgs: [], timeoutMs: 30000 });
     assert.equal(out.code, 0, out.stdout + out.stderr);
