@@ -9,7 +9,7 @@
 //   dataset    a map over a 1e6-object dataset built in the parent, read with imap: time to
 //              the first result and to the last. forkwise fork workers inherit the data; the
 //              peers' workers (and forkserver's, which share nothing with the parent) must
-//              build it, each, before their first task
+//              build it, each, before their first task. Then again on the same pool
 //   memory     during the dataset map, once every result is in and the workers idle: the
 //              summed PSS (/proc/PID/smaps_rollup) of the runner and all its descendants,
 //              against one process holding the dataset
