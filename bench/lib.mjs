@@ -154,6 +154,12 @@ export function addonProblem(sanitized) {
 
 export const onPath = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 
+/** python3's version, or null without one. */
+export function pythonVersion() {
+  const script = 'import platform; print(platform.python_version())';
+  return spawnSync('python3', ['-c', script], { encoding: 'utf8' }).stdout?.trim() || null;
+}
+
 // ---------------------------------------------------------------------------------------
 // Figures and the table.
 

@@ -21,13 +21,13 @@
 //
 // As in process.mjs, the orchestrator starts one sub-process per contender, scenario and
 // pass, and reads one line of JSON from its stdout; a figure is the median over the passes.
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   addonProblem, check, killRunnerOnSignals, mb, median, now, onPath, printSkipped, ratio,
   round, runCommand, runnerFor, table, verdict, writeCache,
+  pythonVersion,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -428,11 +428,6 @@ async function orchestrate(json) {
   };
   if (json) console.log(JSON.stringify(summary, null, 2));
   else printTable(summary);
-}
-
-function pythonVersion() {
-  const script = 'import platform; print(platform.python_version())';
-  return spawnSync('python3', ['-c', script], { encoding: 'utf8' }).stdout?.trim() || null;
 }
 
 function printTable(s) {

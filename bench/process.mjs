@@ -8,12 +8,12 @@
 // As in spawn.mjs, the orchestrator (no --run) starts one sub-process per contender and reads
 // one line of JSON from its stdout; contenders run one after the other, in passes that take
 // them in turn. Each sub-process builds its ~100 MB parent afresh.
-import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   addonProblem, growHeap, killRunnerOnSignals, mb, median, now, onPath, printSkipped, ratio,
   round, rssAnon, runCommand, runnerFor, table, timingCells, writeCache,
+  pythonVersion,
 } from './lib.mjs';
 
 const HEAP_BYTES = 100 * 1024 * 1024; // what every parent holds (JS heap, or Python objects)
@@ -254,11 +254,6 @@ async function orchestrate(json) {
 
   if (json) console.log(JSON.stringify(summary, null, 2));
   else printTable(summary);
-}
-
-function pythonVersion() {
-  const script = 'import platform; print(platform.python_version())';
-  return spawnSync('python3', ['-c', script], { encoding: 'utf8' }).stdout?.trim() || null;
 }
 
 function printTable(summary) {
