@@ -25,6 +25,12 @@ describe('examples run and check themselves', function () {
     assert.match(out.stdout, /all checks passed/);
   });
 
+  it('processes-producer-consumer', async () => {
+    const out = await runNode(join(examples, 'processes-producer-consumer.mjs'), [], { timeoutMs: 30000 });
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.match(out.stdout, /all checks passed/);
+  });
+
   it('signals', async () => {
     const out = await runNode(join(examples, 'signals.mjs'), [], { timeoutMs: 30000 });
     assert.equal(out.code, 0, out.stdout + out.stderr);
