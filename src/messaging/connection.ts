@@ -22,7 +22,7 @@ import { FOREVER, validateTimeout } from '../sync/waiting';
 import { closedError, EOFError, TimeoutError } from './errors';
 import { Holders, liveStartTime, TABLE_BYTES } from './holders';
 import { pad4, Ring, RING_HEADER_BYTES } from './ring';
-import { deserialize, registerByHandle, serialize } from './serializer';
+import { deserialize, registerByHandle, serializeShortLived } from './serializer';
 import { SLICE_MS } from './watch';
 
 const MAGIC = 0x70697066; // "fpip"
@@ -185,7 +185,7 @@ export class Connection {
    */
   send(value: unknown): void {
     this.#writable();
-    this.#write(serialize(value, 'value'));
+    this.#write(serializeShortLived(value, 'value'));
   }
 
   /** Sends the bytes of `data` (or `size` bytes from `offset`) as one message. */

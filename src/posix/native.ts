@@ -107,6 +107,8 @@ export interface NativeBinding {
   futexWait(buffer: ArrayBuffer, offset: number, expected: number, timeoutMs: number): number;
   futexWake(buffer: ArrayBuffer, offset: number, count?: number): number;
   FutexWatcher: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
+  serializeInto(value: unknown, flag: number, scratch: Uint8Array): number | Buffer | undefined;
+  deserializeFrom<S>(bytes: Uint8Array, sentinel: S): unknown;
   mutexAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
   mutexRelease(buffer: ArrayBuffer): void;
   mutexConsistent(buffer: ArrayBuffer): void;
