@@ -17,6 +17,7 @@
 //   inherited watcher (touching none of its locks, which the parent's thread may have held
 //   at the instant of fork) and makes a new one.
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +109,10 @@ bool WaitWhileEqual(std::atomic<uint32_t>* word, uint32_t expected, const timesp
 long WakeWord(std::atomic<uint32_t>* word, int count) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
+
+// Gives the CPU to another runnable thread of this CPU, if there is one (a peer that a
+// spinning waiter would otherwise keep from running).
+void YieldCpu(const Napi::CallbackInfo&) { sched_yield(); }
 
 Napi::Value FutexWait(const Napi::CallbackInfo& info) {
   WordRef ref = WordArg(info);
@@ -267,6 +272,7 @@ class FutexWatcher : public Napi::ObjectWrap<FutexWatcher> {
 void InitFutex(Napi::Env env, Napi::Object exports) {
   exports["futexWait"] = Napi::Function::New(env, FutexWait, "futexWait");
   exports["futexWake"] = Napi::Function::New(env, FutexWake, "futexWake");
+  exports["yieldCpu"] = Napi::Function::New(env, YieldCpu, "yieldCpu");
   exports["FutexWatcher"] = FutexWatcher::Define(env);
 }
 

@@ -14,7 +14,7 @@
  *   parent counts a forked child as a holder as soon as fork() returns, so it may close its
  *   own copy at once; a spawned process or a worker holds its end once it has attached.
  */
-import { aroundFork } from '../posix/child';
+import { afterForkInChild, aroundFork } from '../posix/child';
 import { invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
 import { validateObject } from '../posix/validate';
 import { isSegmentName, SharedMemory } from '../sync/shared_memory';
@@ -50,22 +50,30 @@ export interface PipeOptions {
   duplex?: boolean;
 }
 
-// Open Connections of this thread, released at exit. A forked child inherits them: the
-// parent counts it as a holder of each (once fork() has returned there, before any other
-// JavaScript runs; an extra hold of its own covers the fork itself).
+// Open Connections of this thread, released at exit. A forked child inherits them: each
+// gets a holder slot reserved for the child before fork() (holders.ts), named by the parent
+// once fork() returned and by the child before any of its own code runs.
 const live = new Set<Connection>();
+let forkSlots: Array<[Connection, number]> = [];
 aroundFork(
   () => {
-    for (const conn of live) conn.holders.hold();
+    forkSlots = [...live].map((conn) => [conn, conn.holders.reserve()]);
   },
   (child) => {
-    const start = child === undefined || live.size === 0 ? 0 : (liveStartTime(child) ?? 0);
-    for (const conn of live) {
-      if (child !== undefined) conn.holders.hold(child, start);
-      conn.holders.release(1);
+    const start = child === undefined || forkSlots.length === 0 ? 0 : (liveStartTime(child) ?? 0);
+    for (const [conn, slot] of forkSlots) {
+      if (child === undefined) conn.holders.unreserve(slot);
+      else conn.holders.assign(slot, child, start);
     }
+    forkSlots = [];
   },
 );
+afterForkInChild((rehearsal) => {
+  if (rehearsal || forkSlots.length === 0) return;
+  const start = liveStartTime('self') ?? 0;
+  for (const [conn, slot] of forkSlots) conn.holders.assign(slot, process.pid, start);
+  forkSlots = [];
+});
 let exitHooked = false;
 function releaseAtExit(): void {
   if (exitHooked) return;

@@ -106,6 +106,7 @@ export interface NativeBinding {
   /** 0: woken or the word had changed; 1: timed out. timeoutMs -1: for ever. */
   futexWait(buffer: ArrayBuffer, offset: number, expected: number, timeoutMs: number): number;
   futexWake(buffer: ArrayBuffer, offset: number, count?: number): number;
+  yieldCpu(): void;
   FutexWatcher: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
   serializeInto(value: unknown, flag: number, scratch: Uint8Array): number | Buffer | undefined;
   deserializeFrom<S>(bytes: Uint8Array, sentinel: S): unknown;
