@@ -234,6 +234,46 @@ describe('messaging: Pipe and Connection', function () {
     assert.throws(() => a.recvSync(), { code: 'ERR_EOF' });
   });
 
+  it('values of every serializer path arrive intact when sent in a burst, before any is read', async function () {
+    // Small (V8's serializer into the reused scratch), larger than the scratch, holding typed
+    // arrays (node:v8's serializer), deeper than the shallow walk, cyclic, with a lock.
+    const deep = (n: number): unknown => (n === 0 ? 'bottom' : { n, next: deep(n - 1) });
+    const cyclic: { self?: unknown; k: number } = { k: 7 };
+    cyclic.self = cyclic;
+    const values = (lock: Mutex): unknown[] => [
+      { i: 1, s: 'x'.repeat(1000) },
+      { big: 'y'.repeat(200_000), n: [1, 2, 3] },
+      { bytes: new Uint16Array([1, 2, 65535]), view: new DataView(new ArrayBuffer(4)), buf: Buffer.from('abc') },
+      deep(100),
+      cyclic,
+      new Map<unknown, unknown>([[1, new Set(['a'])], ['lock', lock]]),
+      123n,
+    ];
+    const [a, b] = pipe();
+    const lock = new Mutex();
+    const pid = children.fork(() => {
+      a.close();
+      const got: unknown[] = [];
+      for (let i = 0; i < 7; i++) got.push(b.recvSync(10000));
+      for (const value of got) b.send(value); // a burst back
+      return 0;
+    });
+    b.close();
+    const sent = values(lock);
+    for (const value of sent) a.send(value);
+    const back: unknown[] = [];
+    for (let i = 0; i < 7; i++) back.push(await a.recv());
+    const map = back[5] as Map<unknown, unknown>;
+    assert.ok(map.get('lock') instanceof Mutex);
+    assert.deepEqual((map.get('lock') as Mutex).handle, lock.handle);
+    map.set('lock', lock);
+    const again = back[4] as { self: unknown; k: number };
+    assert.equal(again.self, again);
+    assert.ok(Buffer.isBuffer((back[2] as { buf: unknown }).buf));
+    assert.deepEqual(back, sent);
+    await children.ok(pid);
+  });
+
   it('a 200 MB message goes both ways without deadlock', async function () {
     this.timeout(120000);
     const [a, b] = pipe();

@@ -31,7 +31,7 @@ const KIND_PIPE = 1;
 const CAPACITY = 1 << 20;
 const RING0 = 64; // end 0 writes, end 1 reads
 const RING1 = RING0 + RING_HEADER_BYTES; // end 1 writes, end 0 reads
-const HOLDERS0 = 256;
+const HOLDERS0 = RING1 + RING_HEADER_BYTES;
 const HOLDERS1 = HOLDERS0 + TABLE_BYTES;
 const DATA = 4096;
 const MAX_MESSAGE = 0xffff_fff0;
@@ -121,6 +121,11 @@ export class Connection {
   #queuedReads = 0;
   #cancelWaits = new Set<() => void>();
   #lookedForDeadPeer = 0;
+  // The peer's position as last read: `w` of the ring this end reads, `r` of the one it
+  // writes. Positions only grow, so a stale one only understates what is there or free;
+  // it is read again (off the peer's cache line) only when it does not suffice.
+  #seenW = 0;
+  #seenR = 0;
 
   /** Use `Pipe()` or `Connection.fromHandle()`. */
   private constructor(segment: SharedMemory, end: 0 | 1, readable: boolean, writable: boolean) {
@@ -366,12 +371,14 @@ export class Connection {
   #take(): Buffer | null {
     const ring = this.#recv!;
     let r = ring.r;
-    let available = (ring.w - r) >>> 0;
+    let available = (this.#seenW - r) >>> 0;
+    if (available < 4 || available > ring.capacity) available = ((this.#seenW = ring.w) - r) >>> 0;
     let partial = this.#partial;
     if (!partial) {
       if (available < 4) return null;
       const length = ring.readWord(r);
       const padded = pad4(length);
+      if (available < 4 + padded) available = ((this.#seenW = ring.w) - r) >>> 0;
       const bytes = Buffer.allocUnsafe(length);
       if (available >= 4 + padded) {
         ring.copyOut(r + 4, bytes, 0, length);
@@ -431,7 +438,8 @@ export class Connection {
     let w = ring.w;
     let sent = -1; // -1: the header is not written yet
     for (;;) {
-      let free = capacity - ((w - ring.r) >>> 0);
+      let free = capacity - ((w - this.#seenR) >>> 0);
+      if (free < 4 + padded - Math.max(sent, 0) || free > capacity) free = capacity - ((w - (this.#seenR = ring.r)) >>> 0);
       if (sent < 0 && free >= 4) {
         ring.writeWord(w, length);
         w = (w + 4) >>> 0;

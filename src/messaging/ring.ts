@@ -26,16 +26,19 @@
 import { native } from '../posix/native';
 import { sleepWhile, WordWatch, SLICE_MS, wakeAll } from './watch';
 
-// Header words (Int32 indices from the ring's header).
+// Header words (Int32 indices from the ring's header): what writers store on one cache
+// line, what readers store on the next, so that each side's stores do not take the other's
+// line away at every message. A side's flag sits on the line of the side that reads it at
+// every commit (and writes it only to sleep).
 const W = 0;
-const R = 1;
-const DATA_SEQ = 2;
-const SPACE_SEQ = 3;
-const READERS_ASLEEP = 4;
-const WRITERS_ASLEEP = 5;
-const ITEMS_W = 6;
-const ITEMS_R = 7;
-export const RING_HEADER_BYTES = 64;
+const DATA_SEQ = 1;
+const ITEMS_W = 2;
+const READERS_ASLEEP = 3;
+const R = 16;
+const SPACE_SEQ = 17;
+const ITEMS_R = 18;
+const WRITERS_ASLEEP = 19;
+export const RING_HEADER_BYTES = 128;
 
 /**
  * How long a wait keeps looking before it sleeps (ms), giving up the CPU between looks.
@@ -145,8 +148,10 @@ export class Ring {
     const h = this.#h;
     Atomics.store(h, W, w | 0);
     if (items) Atomics.add(h, ITEMS_W, items);
-    Atomics.add(h, DATA_SEQ, 1);
+    // The futex word changes only for a reader that said it sleeps: one that raises its
+    // flag after this load sees the new `w` when it looks again before sleeping.
     if (Atomics.load(h, READERS_ASLEEP) !== 0 && Atomics.exchange(h, READERS_ASLEEP, 0) !== 0) {
+      Atomics.add(h, DATA_SEQ, 1);
       wakeAll(this.#buffer, this.#headerOffset + DATA_SEQ * 4);
     }
   }
@@ -156,8 +161,8 @@ export class Ring {
     const h = this.#h;
     Atomics.store(h, R, r | 0);
     if (items) Atomics.add(h, ITEMS_R, items);
-    Atomics.add(h, SPACE_SEQ, 1);
     if (Atomics.load(h, WRITERS_ASLEEP) !== 0 && Atomics.exchange(h, WRITERS_ASLEEP, 0) !== 0) {
+      Atomics.add(h, SPACE_SEQ, 1);
       wakeAll(this.#buffer, this.#headerOffset + SPACE_SEQ * 4);
     }
   }
