@@ -21,6 +21,7 @@
           "native/shm.cc",
           "native/sync.cc",
           "native/futex.cc",
+          "native/futex_poll.cc",
           "native/serialize.cc"
         ]
       }]],

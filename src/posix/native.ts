@@ -108,6 +108,9 @@ export interface NativeBinding {
   futexWake(buffer: ArrayBuffer, offset: number, count?: number): number;
   yieldCpu(): void;
   FutexWatcher: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
+  /** The same through io_uring and the loop's own poll, where the kernel has it (Linux 6.7). */
+  FutexPoll: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
+  futexPollSupported(): boolean;
   serializeInto(value: unknown, flag: number, scratch: Uint8Array): number | Buffer | undefined;
   deserializeFrom<S>(bytes: Uint8Array, sentinel: S): unknown;
   mutexAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
