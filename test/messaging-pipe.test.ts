@@ -274,6 +274,16 @@ describe('messaging: Pipe and Connection', function () {
     await children.ok(pid);
   });
 
+  for (const watcher of ['io_uring', 'thread']) {
+    it(`the event loop sleeps until a forked child's messages and EOF come (${watcher})`, async function () {
+      const env = { ...process.env, FORKWISE_FUTEX_THREAD: watcher === 'thread' ? '1' : '0' };
+      const outcome = await runNode('messaging-peer.js', ['loop-waits'], { env });
+      assert.equal(outcome.stderr, '');
+      assert.equal(outcome.code, 0);
+      assert.equal(outcome.stdout, 'got 0,1,2\n');
+    });
+  }
+
   it('a 200 MB message goes both ways without deadlock', async function () {
     this.timeout(120000);
     const [a, b] = pipe();
