@@ -7,7 +7,9 @@
 //   deadline so that a retry after EINTR never extends it. Returns 0 (woken or the word had
 //   changed) or 1 (timed out).
 // - futexWake(buffer, offset, count): wakes up to `count` sleepers (of any process).
-// - FutexWatcher(buffer, offset, callback): the event loop's way to wait. One long-lived
+// - yieldCpu(): sched_yield, between the looks of a spinning waiter (src/messaging/ring.ts).
+// - FutexWatcher(buffer, offset, callback): the event loop's way to wait where io_uring
+//   cannot (futex_poll.cc, Linux 6.7, is preferred: one wake-up instead of two). One long-lived
 //   thread per watcher (not a thread per wait: fact 17 of DESIGN.md), parked on a condition
 //   variable until `arm(expected, timeoutMs)`; then it FUTEX_WAITs and calls `callback` on the
 //   loop through a thread-safe function, which is referenced only while armed, so a watcher
