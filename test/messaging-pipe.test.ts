@@ -134,12 +134,12 @@ describe('messaging: Pipe and Connection', function () {
     await children.ok(pid);
   });
 
-  it('a recv() pending at fork() goes on in the child, on a watch thread of its own', async function () {
+  it('a recv() pending at fork() goes on in the child, on a watcher of its own', async function () {
     const [a, b] = pipe();
     const pending = a.recv();
     const pid = fork();
     if (pid === 0) {
-      // The inherited pending recv is this child's too: its wait goes on on a new thread.
+      // The inherited pending recv is this child's too: its wait goes on on a new watcher.
       const timer = setTimeout(() => _exit(5), 10000);
       pending.then(
         (v) => {
