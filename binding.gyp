@@ -20,7 +20,9 @@
           "native/signal.cc",
           "native/shm.cc",
           "native/sync.cc",
-          "native/futex.cc"
+          "native/futex.cc",
+          "native/futex_poll.cc",
+          "native/serialize.cc"
         ]
       }]],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

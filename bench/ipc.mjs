@@ -3,7 +3,8 @@
 // child_process IPC (json and advanced serialization), a worker_threads MessagePort and
 // CPython's multiprocessing Pipe and Queue. Each contender runs in its own sub-process, three
 // rounds (one sub-process each, interleaved); the table shows medians (µs per message, or
-// per round trip) and ratios.
+// per round trip) and ratios. One more scenario times the event loop's wake-up: the peer
+// works 300 µs before each answer, with the loop waiting through io_uring or a thread.
 //
 //   node bench/ipc.mjs [--json] [--rounds N]
 import { fork as cpFork } from 'node:child_process';
@@ -100,6 +101,45 @@ async function runConnection() {
         ),
       );
     }
+  }
+  return out;
+}
+
+// The event loop's wake-up: the parent awaits recv() while the forked peer works 300 µs
+// before it echoes (longer than any spin, so the loop sleeps each time); µs per round trip
+// beyond the work. `--futex thread` makes the loop wait through a watcher thread instead of
+// io_uring (watch.ts).
+const SLOW_WORK_MS = 0.3;
+const SLOW_ROUND_TRIPS = 1_000;
+async function runConnectionSlowPeer() {
+  if (args.includes('--futex') && args[args.indexOf('--futex') + 1] === 'thread') process.env.FORKWISE_FUTEX_THREAD = '1';
+  const fw = await forkwise();
+  const out = { roundTripAsync: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    const [c, d] = fw.mp.Pipe();
+    out.roundTripAsync.push(
+      await forked(
+        fw,
+        () => {
+          c.close();
+          for (let i = 0; i < SLOW_ROUND_TRIPS; i++) {
+            const m = d.recvSync();
+            const until = performance.now() + SLOW_WORK_MS;
+            while (performance.now() < until);
+            d.send(m);
+          }
+        },
+        async () => {
+          d.close();
+          const m = message(0);
+          const start = performance.now();
+          for (let i = 0; i < SLOW_ROUND_TRIPS; i++) { c.send(m); await c.recv(); }
+          const t = us(start, SLOW_ROUND_TRIPS) - SLOW_WORK_MS * 1000;
+          c.close();
+          return t;
+        },
+      ),
+    );
   }
   return out;
 }
@@ -366,6 +406,7 @@ if __name__ == '__main__':
 const runners = {
   connection: runConnection,
   connectionBytes: runConnectionBytes,
+  connectionSlowPeer: runConnectionSlowPeer,
   queue: runQueue,
   queue4x4: runQueue4x4,
   cpJson: () => runChildProcess('json'),
@@ -382,6 +423,8 @@ async function orchestrate({ json }) {
   const contenders = [
     { name: 'connection', label: 'forkwise Connection (fork)', node: true },
     { name: 'connectionBytes', label: 'forkwise Connection, raw bytes (fork)', node: true },
+    { name: 'connectionSlowPeer', label: 'forkwise Connection, peer works 300 µs, io_uring (fork)', node: true },
+    { name: 'connectionSlowPeerThread', label: 'forkwise Connection, peer works 300 µs, thread (fork)', node: true, run: 'connectionSlowPeer', extra: ['--futex', 'thread'] },
     { name: 'queue', label: 'forkwise Queue 1P/1C (fork)', node: true },
     { name: 'queue4x4', label: 'forkwise Queue 4P/4C (fork)', node: true },
     { name: 'cpJson', label: "child_process IPC 'json'" },
@@ -402,7 +445,8 @@ async function orchestrate({ json }) {
       if (c.node && problem) c.skipped = problem;
       if (c.skipped) continue;
       try {
-        merge(c.name, await runCommand(process.execPath, ['--single-threaded', self, '--run', c.name, '--rounds', '1']));
+        const argv = ['--single-threaded', self, '--run', c.run ?? c.name, '--rounds', '1', ...(c.extra ?? [])];
+        merge(c.name, await runCommand(process.execPath, argv));
       } catch (error) {
         c.skipped = error.message;
       }
@@ -421,6 +465,8 @@ async function orchestrate({ json }) {
     ['forkwise Connection, recvSync', m('connection', 'oneWay'), m('connection', 'roundTrip')],
     ['forkwise Connection, await recv()', m('connection', 'oneWayAsync'), m('connection', 'roundTripAsync')],
     ['forkwise Connection, raw 1 KB bytes, sync', m('connectionBytes', 'oneWay'), m('connectionBytes', 'roundTrip')],
+    ['forkwise Connection, await recv(), slow peer *', null, m('connectionSlowPeer', 'roundTripAsync')],
+    ['  the same, loop woken by a thread *', null, m('connectionSlowPeerThread', 'roundTripAsync')],
     ['forkwise Queue 1P/1C, getSync', m('queue', 'oneWay'), m('queue', 'roundTrip')],
     ['forkwise Queue 1P/1C, await get()', m('queue', 'oneWayAsync'), m('queue', 'roundTripAsync')],
     ['forkwise Queue 4P/4C (wall time)', m('queue4x4', 'oneWay'), null],
@@ -452,6 +498,7 @@ async function orchestrate({ json }) {
   const cell = (v) => (v == null ? 'n/a' : v.toFixed(2));
   console.log(`1 KB messages, medians of ${ROUNDS} rounds: one way over ${ONE_WAY} messages, round trip over ${ROUND_TRIPS}\n`);
   table(['contender', 'one way µs/msg', 'round trip µs'], rows.map(([label, a, b]) => [label, cell(a), cell(b)]));
+  console.log(`* the peer works ${SLOW_WORK_MS * 1000} µs before each answer: the round trip beyond that work, over ${SLOW_ROUND_TRIPS}`);
   console.log('');
   for (const [key, value] of Object.entries(ratios)) {
     const t = targets[key];

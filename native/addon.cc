@@ -55,6 +55,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitShm(env, exports);
   InitSync(env, exports);
   InitFutex(env, exports);
+  InitFutexPoll(env, exports);
+  InitSerialize(env, exports);
   return exports;
 }
 

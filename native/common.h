@@ -78,6 +78,8 @@ std::shared_ptr<void> PinMapping(Napi::Env env, void* address);
 bool HeldRobustMutexIn(const void* segment);
 void InitSync(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports);
+void InitFutexPoll(Napi::Env env, Napi::Object exports);
+void InitSerialize(Napi::Env env, Napi::Object exports);
 
 // In a forked child: replaces the signal self-pipe shared with the parent by one of its own
 // (native/signal.cc). Returns 0 or a libuv error.

@@ -7,7 +7,9 @@
 //   deadline so that a retry after EINTR never extends it. Returns 0 (woken or the word had
 //   changed) or 1 (timed out).
 // - futexWake(buffer, offset, count): wakes up to `count` sleepers (of any process).
-// - FutexWatcher(buffer, offset, callback): the event loop's way to wait. One long-lived
+// - yieldCpu(): sched_yield, between the looks of a spinning waiter (src/messaging/ring.ts).
+// - FutexWatcher(buffer, offset, callback): the event loop's way to wait where io_uring
+//   cannot (futex_poll.cc, Linux 6.7, is preferred: one wake-up instead of two). One long-lived
 //   thread per watcher (not a thread per wait: fact 17 of DESIGN.md), parked on a condition
 //   variable until `arm(expected, timeoutMs)`; then it FUTEX_WAITs and calls `callback` on the
 //   loop through a thread-safe function, which is referenced only while armed, so a watcher
@@ -17,6 +19,7 @@
 //   inherited watcher (touching none of its locks, which the parent's thread may have held
 //   at the instant of fork) and makes a new one.
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +111,10 @@ bool WaitWhileEqual(std::atomic<uint32_t>* word, uint32_t expected, const timesp
 long WakeWord(std::atomic<uint32_t>* word, int count) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
+
+// Gives the CPU to another runnable thread of this CPU, if there is one (a peer that a
+// spinning waiter would otherwise keep from running).
+void YieldCpu(const Napi::CallbackInfo&) { sched_yield(); }
 
 Napi::Value FutexWait(const Napi::CallbackInfo& info) {
   WordRef ref = WordArg(info);
@@ -267,6 +274,7 @@ class FutexWatcher : public Napi::ObjectWrap<FutexWatcher> {
 void InitFutex(Napi::Env env, Napi::Object exports) {
   exports["futexWait"] = Napi::Function::New(env, FutexWait, "futexWait");
   exports["futexWake"] = Napi::Function::New(env, FutexWake, "futexWake");
+  exports["yieldCpu"] = Napi::Function::New(env, YieldCpu, "yieldCpu");
   exports["FutexWatcher"] = FutexWatcher::Define(env);
 }
 

@@ -134,12 +134,12 @@ describe('messaging: Pipe and Connection', function () {
     await children.ok(pid);
   });
 
-  it('a recv() pending at fork() goes on in the child, on a watch thread of its own', async function () {
+  it('a recv() pending at fork() goes on in the child, on a watcher of its own', async function () {
     const [a, b] = pipe();
     const pending = a.recv();
     const pid = fork();
     if (pid === 0) {
-      // The inherited pending recv is this child's too: its wait goes on on a new thread.
+      // The inherited pending recv is this child's too: its wait goes on on a new watcher.
       const timer = setTimeout(() => _exit(5), 10000);
       pending.then(
         (v) => {
@@ -233,6 +233,56 @@ describe('messaging: Pipe and Connection', function () {
     assert.ok(bytes.every((x) => x === 3));
     assert.throws(() => a.recvSync(), { code: 'ERR_EOF' });
   });
+
+  it('values of every serializer path arrive intact when sent in a burst, before any is read', async function () {
+    // Small (V8's serializer into the reused scratch), larger than the scratch, holding typed
+    // arrays (node:v8's serializer), deeper than the shallow walk, cyclic, with a lock.
+    const deep = (n: number): unknown => (n === 0 ? 'bottom' : { n, next: deep(n - 1) });
+    const cyclic: { self?: unknown; k: number } = { k: 7 };
+    cyclic.self = cyclic;
+    const values = (lock: Mutex): unknown[] => [
+      { i: 1, s: 'x'.repeat(1000) },
+      { big: 'y'.repeat(200_000), n: [1, 2, 3] },
+      { bytes: new Uint16Array([1, 2, 65535]), view: new DataView(new ArrayBuffer(4)), buf: Buffer.from('abc') },
+      deep(100),
+      cyclic,
+      new Map<unknown, unknown>([[1, new Set(['a'])], ['lock', lock]]),
+      123n,
+    ];
+    const [a, b] = pipe();
+    const lock = new Mutex();
+    const pid = children.fork(() => {
+      a.close();
+      const got: unknown[] = [];
+      for (let i = 0; i < 7; i++) got.push(b.recvSync(10000));
+      for (const value of got) b.send(value); // a burst back
+      return 0;
+    });
+    b.close();
+    const sent = values(lock);
+    for (const value of sent) a.send(value);
+    const back: unknown[] = [];
+    for (let i = 0; i < 7; i++) back.push(await a.recv());
+    const map = back[5] as Map<unknown, unknown>;
+    assert.ok(map.get('lock') instanceof Mutex);
+    assert.deepEqual((map.get('lock') as Mutex).handle, lock.handle);
+    map.set('lock', lock);
+    const again = back[4] as { self: unknown; k: number };
+    assert.equal(again.self, again);
+    assert.ok(Buffer.isBuffer((back[2] as { buf: unknown }).buf));
+    assert.deepEqual(back, sent);
+    await children.ok(pid);
+  });
+
+  for (const watcher of ['io_uring', 'thread']) {
+    it(`the event loop sleeps until a forked child's messages and EOF come (${watcher})`, async function () {
+      const env = { ...process.env, FORKWISE_FUTEX_THREAD: watcher === 'thread' ? '1' : '0' };
+      const outcome = await runNode('messaging-peer.js', ['loop-waits'], { env });
+      assert.equal(outcome.stderr, '');
+      assert.equal(outcome.code, 0);
+      assert.equal(outcome.stdout, 'got 0,1,2\n');
+    });
+  }
 
   it('a 200 MB message goes both ways without deadlock', async function () {
     this.timeout(120000);

@@ -211,13 +211,16 @@ describe('messaging: Queue, SimpleQueue, JoinableQueue', function () {
           Atomics.add(byConsumer, c, 1);
         }
       });
-    const consumers = [0, 1, 2, 3].map(consumer);
+    // The victim starts alone, so that it is busy for sure (consumers that spin would
+    // otherwise take every item before it woke), then the others join it.
+    const victim = consumer(3);
     await until(() => Atomics.load(byConsumer, 3) > 2000, 30000, 'the victim to be busy');
+    const consumers = [0, 1, 2].map(consumer);
     const getLock = Mutex.fromHandle(q.handle.getLock);
-    await killHolding(children, consumers[3]!, getLock);
+    await killHolding(children, victim, getLock);
     for (const pid of producers) await children.ok(pid, 60000);
     for (let i = 0; i < 3; i++) await q.put(-1);
-    for (const pid of consumers.slice(0, 3)) await children.ok(pid, 60000);
+    for (const pid of consumers) await children.ok(pid, 60000);
     assert.equal(q.qsize(), 0);
     const twice = [...seen].filter((n) => n > 1).length;
     const missing = [...seen].map((n, i) => (n === 0 ? i : -1)).filter((i) => i >= 0);

@@ -14,7 +14,7 @@
  *   parent counts a forked child as a holder as soon as fork() returns, so it may close its
  *   own copy at once; a spawned process or a worker holds its end once it has attached.
  */
-import { aroundFork } from '../posix/child';
+import { afterForkInChild, aroundFork } from '../posix/child';
 import { invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
 import { validateObject } from '../posix/validate';
 import { isSegmentName, SharedMemory } from '../sync/shared_memory';
@@ -22,7 +22,7 @@ import { FOREVER, validateTimeout } from '../sync/waiting';
 import { closedError, EOFError, TimeoutError } from './errors';
 import { Holders, liveStartTime, TABLE_BYTES } from './holders';
 import { pad4, Ring, RING_HEADER_BYTES } from './ring';
-import { deserialize, registerByHandle, serialize } from './serializer';
+import { deserialize, registerByHandle, serializeShortLived } from './serializer';
 import { SLICE_MS } from './watch';
 
 const MAGIC = 0x70697066; // "fpip"
@@ -31,7 +31,7 @@ const KIND_PIPE = 1;
 const CAPACITY = 1 << 20;
 const RING0 = 64; // end 0 writes, end 1 reads
 const RING1 = RING0 + RING_HEADER_BYTES; // end 1 writes, end 0 reads
-const HOLDERS0 = 256;
+const HOLDERS0 = RING1 + RING_HEADER_BYTES;
 const HOLDERS1 = HOLDERS0 + TABLE_BYTES;
 const DATA = 4096;
 const MAX_MESSAGE = 0xffff_fff0;
@@ -50,22 +50,30 @@ export interface PipeOptions {
   duplex?: boolean;
 }
 
-// Open Connections of this thread, released at exit. A forked child inherits them: the
-// parent counts it as a holder of each (once fork() has returned there, before any other
-// JavaScript runs; an extra hold of its own covers the fork itself).
+// Open Connections of this thread, released at exit. A forked child inherits them: each
+// gets a holder slot reserved for the child before fork() (holders.ts), named by the parent
+// once fork() returned and by the child before any of its own code runs.
 const live = new Set<Connection>();
+let forkSlots: Array<[Connection, number]> = [];
 aroundFork(
   () => {
-    for (const conn of live) conn.holders.hold();
+    forkSlots = [...live].map((conn) => [conn, conn.holders.reserve()]);
   },
   (child) => {
-    const start = child === undefined || live.size === 0 ? 0 : (liveStartTime(child) ?? 0);
-    for (const conn of live) {
-      if (child !== undefined) conn.holders.hold(child, start);
-      conn.holders.release(1);
+    const start = child === undefined || forkSlots.length === 0 ? 0 : (liveStartTime(child) ?? 0);
+    for (const [conn, slot] of forkSlots) {
+      if (child === undefined) conn.holders.unreserve(slot);
+      else conn.holders.assign(slot, child, start);
     }
+    forkSlots = [];
   },
 );
+afterForkInChild((rehearsal) => {
+  if (rehearsal || forkSlots.length === 0) return;
+  const start = liveStartTime('self') ?? 0;
+  for (const [conn, slot] of forkSlots) conn.holders.assign(slot, process.pid, start);
+  forkSlots = [];
+});
 let exitHooked = false;
 function releaseAtExit(): void {
   if (exitHooked) return;
@@ -113,6 +121,11 @@ export class Connection {
   #queuedReads = 0;
   #cancelWaits = new Set<() => void>();
   #lookedForDeadPeer = 0;
+  // The peer's position as last read: `w` of the ring this end reads, `r` of the one it
+  // writes. Positions only grow, so a stale one only understates what is there or free;
+  // it is read again (off the peer's cache line) only when it does not suffice.
+  #seenW = 0;
+  #seenR = 0;
 
   /** Use `Pipe()` or `Connection.fromHandle()`. */
   private constructor(segment: SharedMemory, end: 0 | 1, readable: boolean, writable: boolean) {
@@ -185,7 +198,7 @@ export class Connection {
    */
   send(value: unknown): void {
     this.#writable();
-    this.#write(serialize(value, 'value'));
+    this.#write(serializeShortLived(value, 'value'));
   }
 
   /** Sends the bytes of `data` (or `size` bytes from `offset`) as one message. */
@@ -358,12 +371,14 @@ export class Connection {
   #take(): Buffer | null {
     const ring = this.#recv!;
     let r = ring.r;
-    let available = (ring.w - r) >>> 0;
+    let available = (this.#seenW - r) >>> 0;
+    if (available < 4 || available > ring.capacity) available = ((this.#seenW = ring.w) - r) >>> 0;
     let partial = this.#partial;
     if (!partial) {
       if (available < 4) return null;
       const length = ring.readWord(r);
       const padded = pad4(length);
+      if (available < 4 + padded) available = ((this.#seenW = ring.w) - r) >>> 0;
       const bytes = Buffer.allocUnsafe(length);
       if (available >= 4 + padded) {
         ring.copyOut(r + 4, bytes, 0, length);
@@ -423,7 +438,8 @@ export class Connection {
     let w = ring.w;
     let sent = -1; // -1: the header is not written yet
     for (;;) {
-      let free = capacity - ((w - ring.r) >>> 0);
+      let free = capacity - ((w - this.#seenR) >>> 0);
+      if (free < 4 + padded - Math.max(sent, 0) || free > capacity) free = capacity - ((w - (this.#seenR = ring.r)) >>> 0);
       if (sent < 0 && free >= 4) {
         ring.writeWord(w, length);
         w = (w + 4) >>> 0;

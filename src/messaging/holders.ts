@@ -5,6 +5,11 @@
  * process, a process with another start time (the pid was reused), or a zombie not yet
  * reaped. Explicit `close()` and a normal exit take the count down at once; a SIGKILLed
  * holder is found dead by the peer's next look (a sleeping peer looks every SLICE_MS).
+ *
+ * A forked child's slot is reserved by the parent before fork() (pid: minus the parent's,
+ * count 1), and named by both sides after it: the parent once fork() returned there, the
+ * child before any code of its own runs. Whichever comes first, the child's `close()` finds
+ * its slot, and no instant exists where its inherited copy is counted by nobody.
  */
 import { readFileSync } from 'node:fs';
 import { ForkwiseError } from '../posix/errors';
@@ -61,6 +66,34 @@ export class Holders {
     throw new ForkwiseError('ERR_FORKWISE_TOO_MANY_HOLDERS', `A connection end is held by more than ${SLOTS} processes`);
   }
 
+  /** Reserves a slot counting one open object, for a child about to be forked (`assign`). */
+  reserve(): number {
+    const words = this.#words;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      for (let i = 0; i < words.length; i += SLOT_WORDS) {
+        if (Atomics.compareExchange(words, i, 0, -process.pid) === 0) {
+          Atomics.store(words, i + 1, 0);
+          Atomics.store(words, i + 2, 1);
+          return i;
+        }
+      }
+      this.#freeDeadSlots();
+    }
+    throw new ForkwiseError('ERR_FORKWISE_TOO_MANY_HOLDERS', `A connection end is held by more than ${SLOTS} processes`);
+  }
+
+  /** Names the process of a `reserve`d slot (both the parent and the child may: same values). */
+  assign(slot: number, pid: number, start: number): void {
+    Atomics.store(this.#words, slot + 1, start);
+    Atomics.store(this.#words, slot, pid);
+  }
+
+  /** Gives back a `reserve`d slot whose fork failed. */
+  unreserve(slot: number): void {
+    Atomics.store(this.#words, slot + 2, 0);
+    Atomics.compareExchange(this.#words, slot, -process.pid, 0);
+  }
+
   /** Counts `n` fewer open objects of this end in process `pid`. */
   release(n = 1, pid = process.pid): void {
     const words = this.#words;
@@ -87,8 +120,9 @@ export class Holders {
   anyAlive(): boolean {
     const words = this.#words;
     for (let i = 0; i < words.length; i += SLOT_WORDS) {
-      const pid = Atomics.load(words, i);
-      if (pid === 0 || Atomics.load(words, i + 2) <= 0) continue;
+      const slotPid = Atomics.load(words, i);
+      if (slotPid === 0 || Atomics.load(words, i + 2) <= 0) continue;
+      const pid = Math.abs(slotPid); // reserved for a child being forked: its parent's
       if (pid === process.pid) return true;
       const start = Atomics.load(words, i + 1);
       const live = liveStartTime(pid);
@@ -100,13 +134,14 @@ export class Holders {
   #freeDeadSlots(): void {
     const words = this.#words;
     for (let i = 0; i < words.length; i += SLOT_WORDS) {
-      const pid = Atomics.load(words, i);
+      const slotPid = Atomics.load(words, i);
+      const pid = Math.abs(slotPid);
       if (pid === 0 || pid === process.pid) continue;
       const start = Atomics.load(words, i + 1);
       const live = liveStartTime(pid);
       if (live !== undefined && (start === 0 || live === start)) continue;
       Atomics.store(words, i + 2, 0);
-      Atomics.compareExchange(words, i, pid, 0);
+      Atomics.compareExchange(words, i, slotPid, 0);
     }
   }
 }

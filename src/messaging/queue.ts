@@ -35,9 +35,9 @@ const MAGIC = 0x65757166; // "fque"
 const KIND_QUEUE = 2;
 /** Bytes of the ring. */
 const CAPACITY = 1 << 20;
-const RING = 64;
-const UNFINISHED = 32; // Int32 index
-const JOIN_SEQ = 33;
+const RING = 64; // RING_HEADER_BYTES (128) from here
+const UNFINISHED = 64; // Int32 index (byte 256)
+const JOIN_SEQ = 65;
 const DATA = 4096;
 const SPILLED = 0x8000_0000;
 const SPILL_PREFIX = 'forkwise-q-';

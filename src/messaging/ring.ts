@@ -1,49 +1,73 @@
 /**
  * A byte ring in shared memory, the transport under Connection and the queues.
  *
- * Design (measured against pipes: README "Messaging costs"; DESIGN.md fact 17)
+ * Design (measured against pipes and CPython: README "Messaging costs"; DESIGN.md fact 17)
  * ------
  * - One ring per direction: a data area of `capacity` bytes (a power of two) and a header of
  *   32-bit words that JavaScript updates with Atomics (sequentially consistent atomic
  *   instructions on the shared mapping, seen by every process and thread):
  *   `w` and `r`, the bytes written and read so far (mod 2^32; positions in the data are
- *   `w & (capacity - 1)`), two futex words `dataSeq` / `spaceSeq` bumped after every commit,
- *   and a flag per word saying that someone may sleep on it.
+ *   `w & (capacity - 1)`), two futex words `dataSeq` / `spaceSeq`, and a flag per word
+ *   saying that someone may sleep on it. Writers' words and readers' words sit on separate
+ *   cache lines, and a Connection re-reads the peer's position only when the one it saw
+ *   last does not suffice: one way, 1 KB objects went from 1.7-2.0 to 1.45 µs each.
  * - A message is a record `[u32 length][bytes]` padded to 4 bytes, so every record starts
  *   aligned and a header never wraps. A record is committed by storing `w` (or `r`) only
  *   after its bytes are copied: a writer or reader that dies in the middle leaves the ring as
  *   it was.
- * - Sleeping and waking go through the addon (native/futex.cc) only when needed: a reader
- *   spins briefly, then raises the flag, reads `dataSeq`, checks again, and sleeps on
- *   `dataSeq`; a writer bumps `dataSeq` after its commit and, if the flag is up, takes it
- *   down (exchange) and calls FUTEX_WAKE for everyone. With all of it sequentially
- *   consistent, either the writer sees the flag or the sleeper sees the new `w`: no wake-up
- *   is lost; and a sleeper that takes long to be scheduled costs one wake, not one per
- *   message written meanwhile. Writers waiting for space do the same on `spaceSeq`.
- * - The event loop waits through a WordWatch (one long-lived thread per word), the blocking
- *   forms in FUTEX_WAIT; both wake on their own every SLICE_MS to look for a dead peer.
+ * - Sleeping and waking go through the addon only when needed: a reader spins (below), then
+ *   raises the flag, reads `dataSeq`, checks again, and sleeps on `dataSeq`; a writer, after
+ *   its commit, looks at the flag and, if it is up, takes it down (exchange), bumps `dataSeq`
+ *   and calls FUTEX_WAKE for everyone. With all of it sequentially consistent, either the
+ *   writer sees the flag or the sleeper sees the new `w`: no wake-up is lost; a sleeper that
+ *   takes long to be scheduled costs one wake, not one per message written meanwhile; and a
+ *   commit that nobody sleeps on costs no atomic read-modify-write. Writers waiting for space
+ *   do the same on `spaceSeq`.
+ * - The blocking forms sleep in FUTEX_WAIT; the event loop waits through a WordWatch
+ *   (watch.ts: io_uring polled by the loop, or a thread). Both wake on their own every
+ *   SLICE_MS to look for a dead peer.
+ * - Where the time went before (1 KB objects between forked processes, this 2-vCPU VM):
+ *   one way 17 µs, of which node:v8's serializer objects took 4-6 µs per message to create
+ *   (serializer.ts now calls V8's directly: 1.1 µs to serialize, 0.5 to deserialize); round
+ *   trips 75-135 µs, nearly all of it both sides sleeping and being woken (~25 µs per wake-up
+ *   of an idle vCPU, in C as well); the dead-peer check reads /proc once a slice at most and
+ *   did not show in profiles.
  */
+import { native } from '../posix/native';
 import { sleepWhile, WordWatch, SLICE_MS, wakeAll } from './watch';
 
-// Header words (Int32 indices from the ring's header).
+// Header words (Int32 indices from the ring's header): what writers store on one cache
+// line, what readers store on the next, so that each side's stores do not take the other's
+// line away at every message. A side's flag sits on the line of the side that reads it at
+// every commit (and writes it only to sleep).
 const W = 0;
-const R = 1;
-const DATA_SEQ = 2;
-const SPACE_SEQ = 3;
-const READERS_ASLEEP = 4;
-const WRITERS_ASLEEP = 5;
-const ITEMS_W = 6;
-const ITEMS_R = 7;
-export const RING_HEADER_BYTES = 64;
+const DATA_SEQ = 1;
+const ITEMS_W = 2;
+const READERS_ASLEEP = 3;
+const R = 16;
+const SPACE_SEQ = 17;
+const ITEMS_R = 18;
+const WRITERS_ASLEEP = 19;
+export const RING_HEADER_BYTES = 128;
 
 /**
- * How long a wait keeps looking before it sleeps (ms). A wake-up costs the waker a FUTEX_WAKE
- * of 10-80 µs on this loaded 2-vCPU virtual machine, and a timed FUTEX_WAIT about 15 µs more
- * than an untimed one (the timer); a reader that finds the next message while spinning costs
- * neither. Spinning longer (50 µs) made round trips slower here: the spinner keeps the CPU
- * that the peer it waits for was woken on.
+ * How long a wait keeps looking before it sleeps (ms), giving up the CPU between looks.
+ * Measured with 1 KB objects ping-ponged between two forked processes on this 2-vCPU
+ * Firecracker VM (µs per round trip; "same": both pinned to one CPU, "split": one each):
+ *
+ *   spin        none   10 µs   50 µs   100 µs   50 µs without yielding
+ *   same CPU     26      30      29      29       124
+ *   split       195     116      50      22        45
+ *
+ * A sleeping peer costs a wake-up of ~25 µs of the waker's and the wakee's time here when
+ * it sleeps on the other vCPU (the same in C with a futex, a pipe or an eventfd: the cost is
+ * waking an idle vCPU, not the primitive), so a round trip in which both sides sleep costs
+ * ~100-250 µs; spinning long enough to see the reply (a 1 KB object costs ~1.5 µs to send
+ * and receive) avoids both. But a peer on the same CPU cannot answer while we spin: hence
+ * sched_yield between looks, which hands it the CPU at once and costs ~0.3 µs otherwise.
  */
-export let SPIN_MS = 0.01;
+export let SPIN_MS = 0.1;
+const LOOKS_PER_YIELD = 16;
 
 /** For the benchmarks: the spin before sleeping, in ms (0: none). */
 export function setSpinMs(ms: number): void {
@@ -55,7 +79,8 @@ function spin(ready: () => boolean): boolean {
   if (SPIN_MS <= 0) return false;
   const until = performance.now() + SPIN_MS;
   do {
-    for (let i = 0; i < 16; i++) if (ready()) return true;
+    for (let i = 0; i < LOOKS_PER_YIELD; i++) if (ready()) return true;
+    native.yieldCpu();
   } while (performance.now() < until);
   return false;
 }
@@ -133,8 +158,10 @@ export class Ring {
     const h = this.#h;
     Atomics.store(h, W, w | 0);
     if (items) Atomics.add(h, ITEMS_W, items);
-    Atomics.add(h, DATA_SEQ, 1);
+    // The futex word changes only for a reader that said it sleeps: one that raises its
+    // flag after this load sees the new `w` when it looks again before sleeping.
     if (Atomics.load(h, READERS_ASLEEP) !== 0 && Atomics.exchange(h, READERS_ASLEEP, 0) !== 0) {
+      Atomics.add(h, DATA_SEQ, 1);
       wakeAll(this.#buffer, this.#headerOffset + DATA_SEQ * 4);
     }
   }
@@ -144,8 +171,8 @@ export class Ring {
     const h = this.#h;
     Atomics.store(h, R, r | 0);
     if (items) Atomics.add(h, ITEMS_R, items);
-    Atomics.add(h, SPACE_SEQ, 1);
     if (Atomics.load(h, WRITERS_ASLEEP) !== 0 && Atomics.exchange(h, WRITERS_ASLEEP, 0) !== 0) {
+      Atomics.add(h, SPACE_SEQ, 1);
       wakeAll(this.#buffer, this.#headerOffset + SPACE_SEQ * 4);
     }
   }

@@ -22,6 +22,7 @@ import { Event } from '../sync/event';
 import { Barrier } from '../sync/barrier';
 import { Value, SharedArray, type ValueHandle } from '../sync/values';
 import { SharedMemory } from '../sync/shared_memory';
+import { native } from '../posix/native';
 
 const MARKER = '\u0000forkwise';
 const PLAIN = 0;
@@ -112,31 +113,42 @@ function childPath(path: string, key: string | number): string {
 // (functions and symbols). True when a forkwise object is inside. Paths are only built
 // (by `pathOfRefused`) once something is refused: building them for every key cost more
 // than the serialization itself.
-function scan(value: unknown, seen: Set<object> | undefined): boolean {
+// Shallow values are walked without remembering what was seen (a Set per message cost as
+// much as the rest of the walk); one deeper than SHALLOW_DEPTH, perhaps a cycle, is walked
+// again with a Set.
+function scan(value: unknown, seen: Set<object> | undefined, depth: number): boolean {
   if (typeof value !== 'object') {
     if (typeof value === 'function' || typeof value === 'symbol') throw REFUSED;
     return false;
   }
-  if (value === null || seen?.has(value)) return false;
+  if (value === null) return false;
+  if (seen) {
+    if (seen.has(value)) return false;
+  } else if (depth > SHALLOW_DEPTH) {
+    throw DEEP;
+  }
   if (kindOf(value)) return true;
   if (isOpaque(value)) return false;
-  (seen ??= new Set()).add(value);
+  seen?.add(value);
+  depth++;
   let found = false;
   if (value instanceof Map) {
-    for (const [k, v] of value) found = scan(k, seen) || scan(v, seen) || found;
+    for (const [k, v] of value) found = scan(k, seen, depth) || scan(v, seen, depth) || found;
   } else if (value instanceof Set) {
-    for (const v of value) found = scan(v, seen) || found;
+    for (const v of value) found = scan(v, seen, depth) || found;
   } else if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) found = scan(value[i], seen) || found;
+    for (let i = 0; i < value.length; i++) found = scan(value[i], seen, depth) || found;
   } else {
     for (const key in value) {
-      if (Object.prototype.hasOwnProperty.call(value, key)) found = scan((value as Record<string, unknown>)[key], seen) || found;
+      if (Object.prototype.hasOwnProperty.call(value, key)) found = scan((value as Record<string, unknown>)[key], seen, depth) || found;
     }
   }
   return found;
 }
 
+const SHALLOW_DEPTH = 32;
 const REFUSED = Symbol('refused');
+const DEEP = Symbol('deep');
 
 // The path and description of the first value that `scan` refused.
 function pathOfRefused(value: unknown, path: string, seen: Set<object>): [string, string] | undefined {
@@ -259,7 +271,12 @@ function rawString(value: string): Buffer {
 // only then: building paths for every key cost more than the serialization).
 function holdsHandles(value: unknown, path: string): boolean {
   try {
-    return scan(value, undefined);
+    try {
+      return scan(value, undefined, 0);
+    } catch (error) {
+      if (error !== DEEP) throw error;
+      return scan(value, new Set(), 0);
+    }
   } catch (error) {
     if (error !== REFUSED) throw error;
     const [where, what] = pathOfRefused(value, path, new Set()) ?? [path, 'a function or a symbol'];
@@ -278,6 +295,23 @@ function holdsHandles(value: unknown, path: string): boolean {
  * deserialize(bytes); // { lock: Mutex (the same lock), n: 1 }
  */
 export function serialize(value: unknown, path = 'value'): Buffer {
+  const bytes = serializeShortLived(value, path);
+  if (bytes.buffer !== scratch.buffer) return bytes as Buffer;
+  const copy = Buffer.allocUnsafe(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
+// Where V8 writes a serialized value first: reused, so `serializeShortLived` costs no
+// allocation for a value that fits.
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+
+/**
+ * @internal `serialize`, for a caller that copies the bytes out before it serializes again
+ * (Connection.send): they may be in memory that the next call reuses.
+ */
+export function serializeShortLived(value: unknown, path = 'value'): Uint8Array {
   if (typeof value === 'string') {
     if (value.length >= RAW_MIN) return rawString(value);
   } else if (value instanceof Uint8Array && value.length >= RAW_MIN) {
@@ -286,16 +320,25 @@ export function serialize(value: unknown, path = 'value'): Buffer {
     if (proto === Uint8Array.prototype && !Object.prototype.hasOwnProperty.call(value, 'handle')) return raw(UINT8ARRAY, value);
   }
   const hasHandles = holdsHandles(value, path);
+  const input = hasHandles ? encode(value, new Map()) : value;
+  const flag = hasHandles ? WITH_HANDLES : PLAIN;
+  // V8's serializer called directly, into the scratch; node:v8's for what it leaves to Node
+  // (typed arrays, DataViews) and to say why a value is refused.
+  const fast = native.serializeInto(input, flag, scratch);
+  if (typeof fast === 'number') return scratch.subarray(0, fast);
+  if (fast !== undefined) return fast;
   const serializer = new DefaultSerializer();
   serializer.writeRawBytes(hasHandles ? WITH_HANDLES_BYTE : PLAIN_BYTE);
   serializer.writeHeader();
   try {
-    serializer.writeValue(hasHandles ? encode(value, new Map()) : value);
+    serializer.writeValue(input);
   } catch (error) {
     throw notCloneable(path, error instanceof Error ? error.message : String(error));
   }
   return serializer.releaseBuffer();
 }
+
+const NOT_FAST = Symbol('not fast');
 
 /** The value that `serialize` wrote, forkwise objects attached in this thread or process. */
 export function deserialize(bytes: Uint8Array): unknown {
@@ -313,10 +356,13 @@ export function deserialize(bytes: Uint8Array): unknown {
   if (bytes.byteLength < 2 || (flag !== PLAIN && flag !== WITH_HANDLES)) {
     throw new ForkwiseError('ERR_FORKWISE_BAD_MESSAGE', "forkwise: a message is not in forkwise's format");
   }
-  const deserializer = new DefaultDeserializer(bytes);
-  deserializer.readRawBytes(1);
-  deserializer.readHeader();
-  const value = deserializer.readValue();
+  let value = native.deserializeFrom(bytes.subarray(1), NOT_FAST);
+  if (value === NOT_FAST) {
+    const deserializer = new DefaultDeserializer(bytes);
+    deserializer.readRawBytes(1);
+    deserializer.readHeader();
+    value = deserializer.readValue();
+  }
   return flag === WITH_HANDLES ? decode(value, new Map()) : value;
 }
 

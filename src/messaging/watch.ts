@@ -1,13 +1,21 @@
 /**
  * Waiting for a futex word of a shared memory segment to change: blocking the thread
  * (`sleepWhile`) or from the event loop (`WordWatch`). JavaScript changes the words with
- * Atomics; native/futex.cc only sleeps and wakes.
+ * Atomics; the addon only sleeps and wakes.
  *
- * A `WordWatch` is one long-lived native thread per watched word and JavaScript thread,
- * shared by every pending wait on that word in this thread: each wake-up costs one kernel
- * wake and one call into the loop, not a thread per wait. The native side holds the loop
- * open only while armed. In a forked child the helper threads do not exist: every watch is
- * abandoned and its pending waiters are woken, to re-check and wait again on a new thread.
+ * A `WordWatch` is one native watcher per watched word and JavaScript thread, shared by
+ * every pending wait on that word in this thread. Where the kernel has io_uring futex waits
+ * (Linux 6.7), the loop itself waits on the word (native/futex_poll.cc: an io_uring whose
+ * descriptor the loop polls), so a writer's wake-up costs one kernel wake, the loop's;
+ * elsewhere a long-lived thread per watcher FUTEX_WAITs and then calls into the loop
+ * (native/futex.cc), two wake-ups. In C the io_uring wait answered a peer that worked
+ * 10 µs in 13.5 µs a round trip against 102 µs through a thread (futex_poll.cc has the
+ * table). From JavaScript, with 1 KB objects and the parent awaiting `recv()` from a forked
+ * peer that works 300 µs (longer than the spin, so the loop sleeps), medians of 5 on this
+ * 2-vCPU VM: 181 µs a round trip beyond the work with io_uring, 190 with the thread; most
+ * of it is waking idle vCPUs, which neither avoids. Either holds the loop open only while
+ * armed. In a forked child the watchers are the parent's: every watch is
+ * abandoned and its pending waiters are woken, to re-check and wait again on a new one.
  */
 import { afterForkInChild } from '../posix/child';
 import { native, type NativeFutexWatcher } from '../posix/native';
@@ -16,6 +24,12 @@ import { native, type NativeFutexWatcher } from '../posix/native';
 export const SLICE_MS = 50;
 
 const watches = new Set<WordWatch>();
+
+// FORKWISE_FUTEX_THREAD=1 keeps the thread (for comparing the two in the benchmarks).
+let poll: boolean | undefined;
+function usePoll(): boolean {
+  return (poll ??= process.env.FORKWISE_FUTEX_THREAD !== '1' && native.futexPollSupported());
+}
 
 export class WordWatch {
   #native: NativeFutexWatcher | undefined;
@@ -35,7 +49,9 @@ export class WordWatch {
     this.#waiters.add(onWake);
     if (this.#armed) return;
     if (!this.#native) {
-      this.#native = new native.FutexWatcher(this.buffer, this.offset, () => this.#fired());
+      this.#native = usePoll()
+        ? new native.FutexPoll(this.buffer, this.offset, () => this.#fired())
+        : new native.FutexWatcher(this.buffer, this.offset, () => this.#fired());
       watches.add(this);
     }
     this.#armed = true;

@@ -106,7 +106,13 @@ export interface NativeBinding {
   /** 0: woken or the word had changed; 1: timed out. timeoutMs -1: for ever. */
   futexWait(buffer: ArrayBuffer, offset: number, expected: number, timeoutMs: number): number;
   futexWake(buffer: ArrayBuffer, offset: number, count?: number): number;
+  yieldCpu(): void;
   FutexWatcher: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
+  /** The same through io_uring and the loop's own poll, where the kernel has it (Linux 6.7). */
+  FutexPoll: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
+  futexPollSupported(): boolean;
+  serializeInto(value: unknown, flag: number, scratch: Uint8Array): number | Buffer | undefined;
+  deserializeFrom<S>(bytes: Uint8Array, sentinel: S): unknown;
   mutexAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
   mutexRelease(buffer: ArrayBuffer): void;
   mutexConsistent(buffer: ArrayBuffer): void;
