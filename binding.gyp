@@ -8,6 +8,7 @@
           "native/errors.cc",
           "native/fork.cc",
           "native/heap_gc.cc",
+          "native/heap_layout.cc",
           "native/heap_regions.cc",
           "native/loop_fork.cc",
           "native/exec.cc",

@@ -42,6 +42,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::call_once(pinned, KeepLibraryLoaded);
   env.SetInstanceData(new AddonData());
   InitErrors(env, exports);
+  InitHeapLayout(env, exports);
   InitFork(env, exports);
   InitHeapGc(env, exports);
   InitExec(env, exports);

@@ -24,6 +24,7 @@ export interface NativeBinding {
   fork(): number;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
+  heapLayout(): { reservedBytes: number };
   /**
    * Bytes allocated in V8's young generation, free in its nursery, and whether incremental
    * marking is under way in the main thread's heap (heap_gc.cc).
