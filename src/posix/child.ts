@@ -106,11 +106,13 @@ function fixUp(targets: FixUpTargets): void {
     writable: true,
   });
   targets.math.random = childRandom();
-  for (const worker of targets.workers) worker.unref();
-  targets.workers.clear();
+  if (targets.workers.size !== 0) {
+    for (const worker of targets.workers) worker.unref();
+    targets.workers.clear();
+  }
   forgetInheritedWatches(targets.watches);
   forgetInheritedChunks(targets.handles);
-  installChildExit(targets.exit);
+  becomeExitingChild(targets.exit);
 }
 
 // Chunks that a stream of the parent still held in its JavaScript buffer at the instant of
@@ -167,7 +169,6 @@ type ExitTarget = Pick<NodeJS.Process, 'on' | 'listenerCount' | 'hasUncaughtExce
   reallyExit: (code: unknown) => never;
 };
 
-const childExitInstalled = new WeakSet<ExitTarget>();
 let inForkedChild = false;
 let fatalError: { error: unknown } | undefined;
 
@@ -202,21 +203,35 @@ process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | s
 // right after the last 'exit' listener has run. On an uncaught exception Node emits 'exit'
 // before printing the error, so the child prints it (seen by 'uncaughtExceptionMonitor').
 // process.exit() while 'exit' is being emitted (in a listener, or in a child forked there)
-// goes straight to process.reallyExit, Node's shutdown: the child ends there too. The
-// rehearsal changes only its stand-in, never inForkedChild or the process.
-function installChildExit(target: ExitTarget): void {
-  if (target === (process as unknown as ExitTarget)) {
-    fatalError = undefined;
-    inForkedChild = true;
-  }
-  if (childExitInstalled.has(target)) return;
-  childExitInstalled.add(target);
+// goes straight to process.reallyExit, Node's shutdown: the child ends there too.
+// The listener and the reallyExit wrapper are put in place here, in every process, and act
+// only once inForkedChild is set: a child then makes one write where it installed them
+// (a listener added, the process object written twice: copy-on-write page faults, each
+// tens of microseconds in a child). The rehearsal installs them on its stand-in, never
+// touching inForkedChild or the process.
+function installChildExit(target: ExitTarget, active: () => boolean): void {
   target.on('uncaughtExceptionMonitor', (error) => {
+    if (!active()) return;
     const handled =
       target.listenerCount('uncaughtException') > 0 || target.hasUncaughtExceptionCaptureCallback();
     if (!handled) fatalError = { error };
   });
-  target.reallyExit = endChild;
+  const reallyExit = target.reallyExit;
+  target.reallyExit = function reallyExitOrEndChild(this: unknown, code: unknown): never {
+    if (active()) endChild(code);
+    return reallyExit.call(this, code);
+  };
+}
+
+installChildExit(process as unknown as ExitTarget, () => inForkedChild);
+
+function becomeExitingChild(target: ExitTarget): void {
+  if (target === (process as unknown as ExitTarget)) {
+    fatalError = undefined;
+    inForkedChild = true;
+    return;
+  }
+  if (target.listenerCount('uncaughtExceptionMonitor') === 0) installChildExit(target, () => false);
 }
 
 function endChild(emittedCode: unknown): never {
