@@ -63,6 +63,9 @@ function rehearseExit(): void {
 }
 
 let warnedUnsafe = false;
+// Node's flags do not change while it runs: read once, not after every fork (whose parent
+// then writes to pages it shares with the child, each write a page fault).
+const startedForkSafe = isForkSafe();
 
 /**
  * Forks the process: returns 0 in the child and the child's pid in the parent. The child
@@ -118,7 +121,7 @@ export function fork(): number {
       process.stderr.write(`forkwise: fork child: ${inspect(error)}\n`);
       native._exit(70);
     }
-  } else if (!warnedUnsafe && !isForkSafe()) {
+  } else if (!warnedUnsafe && !startedForkSafe) {
     warnedUnsafe = true;
     process.emitWarning(
       'fork() in a process that was not started with --single-threaded: V8 background ' +
