@@ -11,6 +11,8 @@
 #include "common.h"
 #include "heap_regions.h"
 #include "loop_fork.h"
+#include "platform_park.h"
+#include "child_loop_end.h"
 
 namespace forkwise {
 
@@ -38,10 +40,14 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uv_loop_t* loop = LoopOf(env);
   DontForkRegions& regions = Regions();
+  // No platform worker thread may be waiting on its queue at the fork (platform_park.cc);
+  // they stay held until fork.ts releases them.
+  HoldPlatformWorkers(env);
 
   int err = regions.MakeForkable();
   if (err) {
     regions.Restore();
+    ReleasePlatformWorkers();
     ThrowErrno(env, err, "fork");
   }
   LoopForkState state;
@@ -53,10 +59,13 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   pid_t pid = fork();
   int fork_errno = errno;
   if (pid == 0) {
+    ForgetPlatformWorkersInChild();
     err = FixLoopInChild(loop, state);
     if (err) DieInChild("uv_loop_fork", err);
     err = RenewSignalPipeInChild(loop);
     if (err) DieInChild("signal pipe", err);
+    err = WatchLoopEndInChild(loop);
+    if (err) DieInChild("uv_prepare_start", err);
     pthread_sigmask(SIG_SETMASK, &mask, nullptr);
     return Napi::Number::New(env, 0);
   }
@@ -65,6 +74,7 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   // On success the marks stay lifted until restoreDontFork() (see heap_regions.cc).
   if (pid == -1) {
     regions.Restore();
+    ReleasePlatformWorkers();
     ThrowErrno(env, fork_errno, "fork");
   }
   return Napi::Number::New(env, pid);

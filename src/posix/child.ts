@@ -6,8 +6,8 @@
 import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
-import type { Worker } from 'node:worker_threads';
-import { native } from './native';
+import { isMainThread, type Worker } from 'node:worker_threads';
+import { native, supported } from './native';
 import { flushStdio } from './stdio';
 import { forgetInheritedWatches } from './wait';
 
@@ -193,6 +193,9 @@ process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | s
     if (!process.exitCode) process.exitCode = 1;
   } finally {
     exitDepth--;
+    // Node's shutdown waits for the platform's worker threads, which a fork() made before or
+    // during the emission may still hold.
+    if (supported && !inForkedChild && isMainThread && exitDepth === 0) native.releasePlatformWorkers();
   }
   if (inForkedChild && exitDepth === 0) endChild(arguments[1]);
   return result;
@@ -219,11 +222,28 @@ function installChildExit(target: ExitTarget, active: () => boolean): void {
   const reallyExit = target.reallyExit;
   target.reallyExit = function reallyExitOrEndChild(this: unknown, code: unknown): never {
     if (active()) endChild(code);
+    if (supported && isMainThread && target === (process as unknown as ExitTarget)) native.releasePlatformWorkers();
     return reallyExit.call(this, code);
   };
 }
 
 installChildExit(process as unknown as ExitTarget, () => inForkedChild);
+
+// A child whose loop runs dry ends here, not in Node's loop end, which would wait for ever
+// for the worker tasks of a platform that has no threads in the child
+// (native/child_loop_end.cc): 'beforeExit' first, as Node emits it (its listeners may give
+// the loop more to do, and then this runs again when it is dry again), then 'exit'.
+function childLoopRanDry(stage: 0 | 1): void {
+  const code = process.exitCode ?? 0;
+  if (stage === 0) {
+    process.emit('beforeExit', code as number);
+    return;
+  }
+  (process as unknown as { _exiting: boolean })._exiting = true;
+  process.emit('exit', code as number);
+}
+
+if (supported && isMainThread) native.setChildLoopEnd(childLoopRanDry);
 
 function becomeExitingChild(target: ExitTarget): void {
   if (target === (process as unknown as ExitTarget)) {

@@ -133,9 +133,13 @@ export function fork(): number {
   return pid;
 }
 
-// fork() lifts Node's MADV_DONTFORK marks from V8's heap and leaves them lifted, so that
-// forks made in a row are cheap; they are put back on the next turn of the event loop, before
-// Node's own child_process forks would copy the heap (native/heap_regions.cc).
+// fork() lifts Node's MADV_DONTFORK marks from V8's heap and holds Node's platform worker
+// threads, and leaves both so, so that forks made in a row are cheap; on the next turn of the
+// event loop the marks are put back, before Node's own child_process forks would copy the
+// heap (native/heap_regions.cc), and the threads go back to their queue
+// (native/platform_park.cc). The immediate is ref'd: Node waits for every worker task before
+// it exits, so the loop must not run dry with the threads held. (Ending the process in the
+// same turn releases them too: child.ts.)
 let restoreScheduled = false;
 function scheduleRestoreDontFork(): void {
   if (restoreScheduled) return;
@@ -143,5 +147,6 @@ function scheduleRestoreDontFork(): void {
   setImmediate(() => {
     restoreScheduled = false;
     native.restoreDontFork();
-  }).unref();
+    native.releasePlatformWorkers();
+  });
 }

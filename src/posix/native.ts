@@ -25,6 +25,8 @@ export interface NativeBinding {
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
   heapLayout(): { reservedBytes: number };
+  releasePlatformWorkers(): void;
+  setChildLoopEnd(onDry: (stage: 0 | 1) => void): void;
   /**
    * Bytes allocated in V8's young generation, free in its nursery, and whether incremental
    * marking is under way in the main thread's heap (heap_gc.cc).
