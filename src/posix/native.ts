@@ -21,7 +21,8 @@ export interface NativeBinding {
   setErrorFactory(
     make: (errno: number, syscall: string, path?: string, description?: string, errnoName?: string) => Error,
   ): void;
-  fork(): number;
+  fork(handshake?: boolean): number;
+  forkHandshake(): void;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
   heapLayout(): { reservedBytes: number };
