@@ -37,20 +37,23 @@ DontForkRegions& Regions() {
   _exit(70);
 }
 
-// fork(true) makes the child wait in forkHandshake() until the parent has called it too:
-// one end of a close-on-exec pipe in each process, -1 when there is none.
+// fork(handshake, holdWorkers). fork(true) makes the child wait in forkHandshake() until the
+// parent has called it too: one end of a close-on-exec pipe in each process, -1 when none.
 int handshake_fd = -1;
 
 Napi::Value Fork(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool handshake = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  bool hold_workers = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   int ends[2] = {-1, -1};
   if (handshake && pipe2(ends, O_CLOEXEC) == -1) ThrowErrno(env, errno, "pipe2");
   uv_loop_t* loop = LoopOf(env);
   DontForkRegions& regions = Regions();
   // No platform worker thread may be waiting on its queue at the fork (platform_park.cc);
-  // they stay held until fork.ts releases them.
-  HoldPlatformWorkers(env);
+  // they stay held until fork.ts releases them. Not without --single-threaded, where V8
+  // keeps them busy for long (concurrent marking, compiling) and a child can hang in a
+  // collection anyway.
+  if (hold_workers) HoldPlatformWorkers(env);
 
   int err = regions.MakeForkable();
   if (err) {

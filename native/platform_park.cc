@@ -71,11 +71,15 @@ std::shared_ptr<Gate> held;
 int held_workers = 0;
 bool in_forked_child = false;
 
-bool StillHolding() {
+// Whether the current hold can serve this fork: none of its tasks gave up, and it is young
+// enough that none will before the fork is done. Waits for tasks still to start, at most
+// kArrivalLimit (a hold whose tasks have not all started is not posted again).
+bool HoldUsable() {
   if (!held) return false;
-  std::lock_guard<std::mutex> lock(held->mutex);
-  return !held->open && held->left == 0 && held->arrived == held_workers &&
-         Clock::now() - held->since < kHoldLimit / 2;
+  std::unique_lock<std::mutex> lock(held->mutex);
+  if (held->open || held->left != 0 || Clock::now() - held->since >= kHoldLimit / 2) return false;
+  held->changed.wait_for(lock, kArrivalLimit, [] { return held->arrived == held_workers; });
+  return true;
 }
 
 void Release(const Napi::CallbackInfo&) { ReleasePlatformWorkers(); }
@@ -83,7 +87,7 @@ void Release(const Napi::CallbackInfo&) { ReleasePlatformWorkers(); }
 }  // namespace
 
 void HoldPlatformWorkers(Napi::Env env) {
-  if (in_forked_child || StillHolding()) return;
+  if (in_forked_child || HoldUsable()) return;
   ReleasePlatformWorkers();
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   if (isolate == nullptr) return;

@@ -107,7 +107,7 @@ export function fork(): number {
   runBeforeFork();
   let pid: number;
   try {
-    pid = native.fork(handshake);
+    pid = native.fork(handshake, startedForkSafe);
   } catch (error) {
     runAfterForkInParent(undefined);
     throw error;

@@ -21,7 +21,7 @@ export interface NativeBinding {
   setErrorFactory(
     make: (errno: number, syscall: string, path?: string, description?: string, errnoName?: string) => Error,
   ): void;
-  fork(handshake?: boolean): number;
+  fork(handshake?: boolean, holdWorkers?: boolean): number;
   forkHandshake(): void;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
