@@ -5,11 +5,14 @@
       "conditions": [["OS!='win'", {
         "sources": [
           "native/addon.cc",
+          "native/child_loop_end.cc",
           "native/errors.cc",
           "native/fork.cc",
           "native/heap_gc.cc",
+          "native/heap_layout.cc",
           "native/heap_regions.cc",
           "native/loop_fork.cc",
+          "native/platform_park.cc",
           "native/exec.cc",
           "native/spawn.cc",
           "native/system.cc",

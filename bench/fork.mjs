@@ -84,6 +84,7 @@ function anonLayout() {
     const [, start, end, perms, inode, path] = head;
     const anon = path === '' || path === '[heap]' || path.startsWith('[anon:');
     if (!anon || inode !== '0' || perms[3] !== 'p') continue; // file-backed, shared, [stack]...
+    if (perms === '---p') continue; // address space reserved, no memory (native/heap_layout.cc)
     const rss = Number(/^Rss:\s+(\d+) kB/m.exec(entry)[1]) * 1024;
     mappings.push(`${start} ${end} ${rss.toString(16)} ${perms}`);
   }

@@ -4,6 +4,8 @@
 #include <mutex>
 
 #include "common.h"
+#include "platform_park.h"
+#include "child_loop_end.h"
 
 namespace forkwise {
 
@@ -42,7 +44,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::call_once(pinned, KeepLibraryLoaded);
   env.SetInstanceData(new AddonData());
   InitErrors(env, exports);
+  InitHeapLayout(env, exports);
   InitFork(env, exports);
+  InitPlatformPark(env, exports);
+  InitChildLoopEnd(env, exports);
   InitHeapGc(env, exports);
   InitExec(env, exports);
   InitSpawn(env, exports);

@@ -61,6 +61,7 @@ void CallBack(Napi::Env env, Napi::Function fn, bool make_callback = false);
 // Area initialisers, one per source file.
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitFork(Napi::Env env, Napi::Object exports);
+void InitHeapLayout(Napi::Env env, Napi::Object exports);
 void InitHeapGc(Napi::Env env, Napi::Object exports);
 void InitExec(Napi::Env env, Napi::Object exports);
 void InitSpawn(Napi::Env env, Napi::Object exports);

@@ -23,8 +23,6 @@
 
 namespace forkwise {
 
-namespace {
-
 // Reads a whole /proc file. /proc files must be read in one pass with read(2).
 int ReadProcFile(const char* path, std::string* out) {
   int fd;
@@ -47,6 +45,8 @@ int ReadProcFile(const char* path, std::string* out) {
   close(fd);
   return 0;
 }
+
+namespace {
 
 uintptr_t ParseHex(const char** p) {
   uintptr_t value = 0;

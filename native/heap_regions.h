@@ -4,9 +4,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace forkwise {
+
+// Reads a whole /proc file in one pass, as /proc files must be read. Returns 0 or an errno.
+int ReadProcFile(const char* path, std::string* out);
 
 class DontForkRegions {
  public:

@@ -20,11 +20,39 @@ describe('fork()', function () {
     assert.deepEqual(JSON.parse(parentLine!), { pid: JSON.parse(parentLine!).pid, status: 42 << 8, kind: 'exited', exitCode: 42 });
   });
 
+  it("a child's full collections do not hang after the parent collected just before fork()", async () => {
+    // warmup() wakes Node's platform worker threads; the child inherits their queue's
+    // condition variable and posts to it from its mark-compacts. It hung there every time
+    // before fork() held those threads (native/platform_park.cc).
+    const out = await runNode('fork-workload.js', ['warmup'], { timeoutMs: 45000 });
+    assert.equal(out.code, 0, out.stderr);
+    const [childLine, parentLine] = out.stdout.trim().split('\n');
+    assert.equal(JSON.parse(childLine!).ok, true);
+    assert.equal(JSON.parse(parentLine!).exitCode, 42);
+  });
+
+  it('a child whose loop runs dry after full collections ends', async () => {
+    // Its mark-compacts post worker tasks that never run in the child, and Node waits for
+    // them when the loop runs dry: the child hung there (native/child_loop_end.cc).
+    const out = await runNode('fork-workload.js', ['dry'], { timeoutMs: 45000 });
+    assert.equal(out.code, 0, out.stderr);
+    const [childLine, parentLine] = out.stdout.trim().split('\n');
+    assert.equal(JSON.parse(childLine!).ok, true);
+    assert.equal(JSON.parse(parentLine!).exitCode, 42);
+  });
+
+  it("the child's fork() returns only after the parent's after-fork hooks ran", async () => {
+    const out = await runNode('fork-after-hooks.js');
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(lastJson(out.stdout).exitCode, 0);
+  });
+
   describe('every exit path of the child ends it (fact 4)', () => {
     const cases: Array<[string, number]> = [
       ['exit', 3],
       ['exitCode', 4],
       ['dry', 0],
+      ['beforeExit', 5],
       ['throw', 1],
       ['reject', 1],
       ['listenerSetsCode', 9],

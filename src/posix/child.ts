@@ -6,8 +6,8 @@
 import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
-import type { Worker } from 'node:worker_threads';
-import { native } from './native';
+import { isMainThread, type Worker } from 'node:worker_threads';
+import { native, supported } from './native';
 import { flushStdio } from './stdio';
 import { forgetInheritedWatches } from './wait';
 
@@ -31,11 +31,18 @@ export function afterForkInChild(hook: (rehearsal: boolean) => void): void {
 // What the layers above do in the parent around fork(): `before` just before it, `after` with
 // the child's pid once it returned (undefined if it failed). src/messaging counts the child
 // among the holders of open connections there, so that no instant exists where they seem
-// held by nobody.
+// held by nobody. The child's fork() returns only once the parent's `after` hooks have run:
+// a child that closed a connection before the parent counted it as a holder would have its
+// release lost, and the other end would never see EOF.
 const forkHooks: Array<{ before: () => void; after: (pid: number | undefined) => void }> = [];
 
 export function aroundFork(before: () => void, after: (pid: number | undefined) => void): void {
   forkHooks.push({ before, after });
+}
+
+/** Whether a child must wait until the parent has run the `after` hooks (fork.ts). */
+export function hasForkHooks(): boolean {
+  return forkHooks.length !== 0;
 }
 
 export function runBeforeFork(): void {
@@ -106,11 +113,13 @@ function fixUp(targets: FixUpTargets): void {
     writable: true,
   });
   targets.math.random = childRandom();
-  for (const worker of targets.workers) worker.unref();
-  targets.workers.clear();
+  if (targets.workers.size !== 0) {
+    for (const worker of targets.workers) worker.unref();
+    targets.workers.clear();
+  }
   forgetInheritedWatches(targets.watches);
   forgetInheritedChunks(targets.handles);
-  installChildExit(targets.exit);
+  becomeExitingChild(targets.exit);
 }
 
 // Chunks that a stream of the parent still held in its JavaScript buffer at the instant of
@@ -167,7 +176,6 @@ type ExitTarget = Pick<NodeJS.Process, 'on' | 'listenerCount' | 'hasUncaughtExce
   reallyExit: (code: unknown) => never;
 };
 
-const childExitInstalled = new WeakSet<ExitTarget>();
 let inForkedChild = false;
 let fatalError: { error: unknown } | undefined;
 
@@ -192,6 +200,9 @@ process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | s
     if (!process.exitCode) process.exitCode = 1;
   } finally {
     exitDepth--;
+    // Node's shutdown waits for the platform's worker threads, which a fork() made before or
+    // during the emission may still hold.
+    if (supported && !inForkedChild && isMainThread && exitDepth === 0) native.releasePlatformWorkers();
   }
   if (inForkedChild && exitDepth === 0) endChild(arguments[1]);
   return result;
@@ -202,21 +213,52 @@ process.emit = function emitThenEndChild(this: NodeJS.Process, event: string | s
 // right after the last 'exit' listener has run. On an uncaught exception Node emits 'exit'
 // before printing the error, so the child prints it (seen by 'uncaughtExceptionMonitor').
 // process.exit() while 'exit' is being emitted (in a listener, or in a child forked there)
-// goes straight to process.reallyExit, Node's shutdown: the child ends there too. The
-// rehearsal changes only its stand-in, never inForkedChild or the process.
-function installChildExit(target: ExitTarget): void {
-  if (target === (process as unknown as ExitTarget)) {
-    fatalError = undefined;
-    inForkedChild = true;
-  }
-  if (childExitInstalled.has(target)) return;
-  childExitInstalled.add(target);
+// goes straight to process.reallyExit, Node's shutdown: the child ends there too.
+// The listener and the reallyExit wrapper are put in place here, in every process, and act
+// only once inForkedChild is set: a child then makes one write where it installed them
+// (a listener added, the process object written twice: copy-on-write page faults, each
+// tens of microseconds in a child). The rehearsal installs them on its stand-in, never
+// touching inForkedChild or the process.
+function installChildExit(target: ExitTarget, active: () => boolean): void {
   target.on('uncaughtExceptionMonitor', (error) => {
+    if (!active()) return;
     const handled =
       target.listenerCount('uncaughtException') > 0 || target.hasUncaughtExceptionCaptureCallback();
     if (!handled) fatalError = { error };
   });
-  target.reallyExit = endChild;
+  const reallyExit = target.reallyExit;
+  target.reallyExit = function reallyExitOrEndChild(this: unknown, code: unknown): never {
+    if (active()) endChild(code);
+    if (supported && isMainThread && target === (process as unknown as ExitTarget)) native.releasePlatformWorkers();
+    return reallyExit.call(this, code);
+  };
+}
+
+installChildExit(process as unknown as ExitTarget, () => inForkedChild);
+
+// A child whose loop runs dry ends here, not in Node's loop end, which would wait for ever
+// for the worker tasks of a platform that has no threads in the child
+// (native/child_loop_end.cc): 'beforeExit' first, as Node emits it (its listeners may give
+// the loop more to do, and then this runs again when it is dry again), then 'exit'.
+function childLoopRanDry(stage: 0 | 1): void {
+  const code = process.exitCode ?? 0;
+  if (stage === 0) {
+    process.emit('beforeExit', code as number);
+    return;
+  }
+  (process as unknown as { _exiting: boolean })._exiting = true;
+  process.emit('exit', code as number);
+}
+
+if (supported && isMainThread) native.setChildLoopEnd(childLoopRanDry);
+
+function becomeExitingChild(target: ExitTarget): void {
+  if (target === (process as unknown as ExitTarget)) {
+    fatalError = undefined;
+    inForkedChild = true;
+    return;
+  }
+  if (target.listenerCount('uncaughtExceptionMonitor') === 0) installChildExit(target, () => false);
 }
 
 function endChild(emittedCode: unknown): never {

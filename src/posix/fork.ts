@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { becomeChild, rehearseChild, runAfterForkInParent, runBeforeFork } from './child';
+import { becomeChild, hasForkHooks, rehearseChild, runAfterForkInParent, runBeforeFork } from './child';
 import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
@@ -63,6 +63,9 @@ function rehearseExit(): void {
 }
 
 let warnedUnsafe = false;
+// Node's flags do not change while it runs: read once, not after every fork (whose parent
+// then writes to pages it shares with the child, each write a page fault).
+const startedForkSafe = isForkSafe();
 
 /**
  * Forks the process: returns 0 in the child and the child's pid in the parent. The child
@@ -100,25 +103,33 @@ export function fork(): number {
     rehearseExit();
     emptyYoungGeneration();
   }
+  const handshake = hasForkHooks();
   runBeforeFork();
   let pid: number;
   try {
-    pid = native.fork();
+    pid = native.fork(handshake, startedForkSafe);
   } catch (error) {
     runAfterForkInParent(undefined);
     throw error;
   }
-  if (pid !== 0) runAfterForkInParent(pid);
+  if (pid !== 0) {
+    try {
+      runAfterForkInParent(pid);
+    } finally {
+      if (handshake) native.forkHandshake();
+    }
+  }
   scheduleRestoreDontFork();
   if (pid === 0) {
     try {
       becomeChild();
+      if (handshake) native.forkHandshake(); // the parent's `after` hooks have run
     } catch (error) {
       // Never return into the parent's code path in the child.
       process.stderr.write(`forkwise: fork child: ${inspect(error)}\n`);
       native._exit(70);
     }
-  } else if (!warnedUnsafe && !isForkSafe()) {
+  } else if (!warnedUnsafe && !startedForkSafe) {
     warnedUnsafe = true;
     process.emitWarning(
       'fork() in a process that was not started with --single-threaded: V8 background ' +
@@ -130,9 +141,13 @@ export function fork(): number {
   return pid;
 }
 
-// fork() lifts Node's MADV_DONTFORK marks from V8's heap and leaves them lifted, so that
-// forks made in a row are cheap; they are put back on the next turn of the event loop, before
-// Node's own child_process forks would copy the heap (native/heap_regions.cc).
+// fork() lifts Node's MADV_DONTFORK marks from V8's heap and holds Node's platform worker
+// threads, and leaves both so, so that forks made in a row are cheap; on the next turn of the
+// event loop the marks are put back, before Node's own child_process forks would copy the
+// heap (native/heap_regions.cc), and the threads go back to their queue
+// (native/platform_park.cc). The immediate is ref'd: Node waits for every worker task before
+// it exits, so the loop must not run dry with the threads held. (Ending the process in the
+// same turn releases them too: child.ts.)
 let restoreScheduled = false;
 function scheduleRestoreDontFork(): void {
   if (restoreScheduled) return;
@@ -140,5 +155,6 @@ function scheduleRestoreDontFork(): void {
   setImmediate(() => {
     restoreScheduled = false;
     native.restoreDontFork();
-  }).unref();
+    native.releasePlatformWorkers();
+  });
 }

@@ -21,9 +21,13 @@ export interface NativeBinding {
   setErrorFactory(
     make: (errno: number, syscall: string, path?: string, description?: string, errnoName?: string) => Error,
   ): void;
-  fork(): number;
+  fork(handshake?: boolean, holdWorkers?: boolean): number;
+  forkHandshake(): void;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
+  heapLayout(): { reservedBytes: number };
+  releasePlatformWorkers(): void;
+  setChildLoopEnd(onDry: (stage: 0 | 1) => void): void;
   /**
    * Bytes allocated in V8's young generation, free in its nursery, and whether incremental
    * marking is under way in the main thread's heap (heap_gc.cc).

@@ -87,6 +87,7 @@ export function wait(): WaitResult {
 const armedWatches = new Set<NativeExitWatch>();
 
 export function forgetInheritedWatches(watches: Set<NativeExitWatch> = armedWatches): void {
+  if (watches.size === 0) return; // (clear() would allocate a new table in every child)
   for (const watch of watches) watch.cancel();
   watches.clear();
 }
