@@ -41,12 +41,6 @@ describe('fork()', function () {
     assert.equal(JSON.parse(parentLine!).exitCode, 42);
   });
 
-  it("the child's fork() returns only after the parent's after-fork hooks ran", async () => {
-    const out = await runNode('fork-after-hooks.js');
-    assert.equal(out.code, 0, out.stderr);
-    assert.equal(lastJson(out.stdout).exitCode, 0);
-  });
-
   describe('every exit path of the child ends it (fact 4)', () => {
     const cases: Array<[string, number]> = [
       ['exit', 3],
