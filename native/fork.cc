@@ -2,7 +2,6 @@
 // fix-ups: V8's MADV_DONTFORK regions (heap_regions.cc) and the event loop (loop_fork.cc).
 // What is policy (exit paths, process.pid, Math.random, warnings) lives in src/posix/fork.ts.
 #include <node.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -37,16 +36,10 @@ DontForkRegions& Regions() {
   _exit(70);
 }
 
-// fork(handshake, holdWorkers). fork(true) makes the child wait in forkHandshake() until the
-// parent has called it too: one end of a close-on-exec pipe in each process, -1 when none.
-int handshake_fd = -1;
-
+// fork(holdWorkers): holdWorkers parks Node's platform worker threads (platform_park.cc).
 Napi::Value Fork(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bool handshake = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
-  bool hold_workers = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-  int ends[2] = {-1, -1};
-  if (handshake && pipe2(ends, O_CLOEXEC) == -1) ThrowErrno(env, errno, "pipe2");
+  bool hold_workers = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
   uv_loop_t* loop = LoopOf(env);
   DontForkRegions& regions = Regions();
   // No platform worker thread may be waiting on its queue at the fork (platform_park.cc);
@@ -70,10 +63,6 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   pid_t pid = fork();
   int fork_errno = errno;
   if (pid == 0) {
-    if (handshake) {
-      close(ends[1]);
-      handshake_fd = ends[0];
-    }
     ForgetPlatformWorkersInChild();
     err = FixLoopInChild(loop, state);
     if (err) DieInChild("uv_loop_fork", err);
@@ -86,11 +75,6 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   UnlockLoopInParent(loop);
-  if (handshake) {
-    close(ends[0]);
-    if (pid == -1) close(ends[1]);
-    else handshake_fd = ends[1];
-  }
   // On success the marks stay lifted until restoreDontFork() (see heap_regions.cc).
   if (pid == -1) {
     regions.Restore();
@@ -98,23 +82,6 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     ThrowErrno(env, fork_errno, "fork");
   }
   return Napi::Number::New(env, pid);
-}
-
-// The parent writes a byte once its after-fork work is done; the child reads it (or the end
-// of file if the parent died first). Either way the pipe is then closed.
-void ForkHandshake(const Napi::CallbackInfo&) {
-  if (handshake_fd == -1) return;
-  char byte = 1;
-  ssize_t n;
-  if (fcntl(handshake_fd, F_GETFL) & O_WRONLY) {
-    do n = write(handshake_fd, &byte, 1);
-    while (n == -1 && errno == EINTR);
-  } else {
-    do n = read(handshake_fd, &byte, 1);
-    while (n == -1 && errno == EINTR);
-  }
-  close(handshake_fd);
-  handshake_fd = -1;
 }
 
 void RestoreDontFork(const Napi::CallbackInfo&) { Regions().Restore(); }
@@ -160,7 +127,6 @@ void InitFork(Napi::Env env, Napi::Object exports) {
   RegisterThreadPoolTraceCategory();
   exports["fork"] = Napi::Function::New(env, Fork, "fork");
   exports["restoreDontFork"] = Napi::Function::New(env, RestoreDontFork, "restoreDontFork");
-  exports["forkHandshake"] = Napi::Function::New(env, ForkHandshake, "forkHandshake");
   exports["forkStats"] = Napi::Function::New(env, ForkStats, "forkStats");
   exports["flushQueuedWrites"] = Napi::Function::New(env, FlushQueuedWritesJs, "flushQueuedWrites");
   exports["writeAll"] = Napi::Function::New(env, WriteAllJs, "writeAll");

@@ -31,18 +31,11 @@ export function afterForkInChild(hook: (rehearsal: boolean) => void): void {
 // What the layers above do in the parent around fork(): `before` just before it, `after` with
 // the child's pid once it returned (undefined if it failed). src/messaging counts the child
 // among the holders of open connections there, so that no instant exists where they seem
-// held by nobody. The child's fork() returns only once the parent's `after` hooks have run:
-// a child that closed a connection before the parent counted it as a holder would have its
-// release lost, and the other end would never see EOF.
+// held by nobody.
 const forkHooks: Array<{ before: () => void; after: (pid: number | undefined) => void }> = [];
 
 export function aroundFork(before: () => void, after: (pid: number | undefined) => void): void {
   forkHooks.push({ before, after });
-}
-
-/** Whether a child must wait until the parent has run the `after` hooks (fork.ts). */
-export function hasForkHooks(): boolean {
-  return forkHooks.length !== 0;
 }
 
 export function runBeforeFork(): void {

@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
-import { becomeChild, hasForkHooks, rehearseChild, runAfterForkInParent, runBeforeFork } from './child';
+import { becomeChild, rehearseChild, runAfterForkInParent, runBeforeFork } from './child';
 import { ForkwiseError } from './errors';
 import { native, supported } from './native';
 import { validateInteger } from './validate';
@@ -103,27 +103,19 @@ export function fork(): number {
     rehearseExit();
     emptyYoungGeneration();
   }
-  const handshake = hasForkHooks();
   runBeforeFork();
   let pid: number;
   try {
-    pid = native.fork(handshake, startedForkSafe);
+    pid = native.fork(startedForkSafe);
   } catch (error) {
     runAfterForkInParent(undefined);
     throw error;
   }
-  if (pid !== 0) {
-    try {
-      runAfterForkInParent(pid);
-    } finally {
-      if (handshake) native.forkHandshake();
-    }
-  }
+  if (pid !== 0) runAfterForkInParent(pid);
   scheduleRestoreDontFork();
   if (pid === 0) {
     try {
       becomeChild();
-      if (handshake) native.forkHandshake(); // the parent's `after` hooks have run
     } catch (error) {
       // Never return into the parent's code path in the child.
       process.stderr.write(`forkwise: fork child: ${inspect(error)}\n`);

@@ -21,8 +21,7 @@ export interface NativeBinding {
   setErrorFactory(
     make: (errno: number, syscall: string, path?: string, description?: string, errnoName?: string) => Error,
   ): void;
-  fork(handshake?: boolean, holdWorkers?: boolean): number;
-  forkHandshake(): void;
+  fork(holdWorkers?: boolean): number;
   restoreDontFork(): void;
   forkStats(): { smapsScans: number; dontForkRanges: number };
   heapLayout(): { reservedBytes: number };
