@@ -74,6 +74,25 @@ describe('messaging: Queue, SimpleQueue, JoinableQueue', function () {
     assert.equal(await consumer, 3000 * 1000);
   });
 
+  it('qsize() is never negative: a reader may count an item before its writer has (a torn moment of the ring)', function () {
+    interface RingLike {
+      commitWrite(w: number, items?: number): void;
+      commitRead(r: number, items?: number): void;
+      items(): number;
+    }
+    const { Ring, RING_HEADER_BYTES } = require(join(__dirname, '..', 'dist', 'messaging', 'ring.js')) as {
+      Ring: new (buffer: ArrayBuffer, headerOffset: number, dataOffset: number, capacity: number) => RingLike;
+      RING_HEADER_BYTES: number;
+    };
+    const buffer = new SharedArrayBuffer(RING_HEADER_BYTES + 64) as unknown as ArrayBuffer;
+    const ring = new Ring(buffer, 0, RING_HEADER_BYTES, 64);
+    ring.commitWrite(8); // the writer published its bytes, not yet its item count
+    ring.commitRead(8, 1); // a reader took the record and counted it
+    assert.equal(ring.items(), 0);
+    ring.commitWrite(8, 1); // stands for the writer's late count
+    assert.equal(ring.items(), 0);
+  });
+
   it('a full queue (maxsize) makes put wait; timeouts throw QueueFull / QueueEmpty, as CPython', async function () {
     const q = track(new Queue<number>({ maxsize: 2 }));
     q.putSync(1);

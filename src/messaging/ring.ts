@@ -125,7 +125,10 @@ export class Ring {
 
   /** Committed items not yet read (the queues' qsize). */
   items(): number {
-    return (Atomics.load(this.#h, ITEMS_W) - Atomics.load(this.#h, ITEMS_R)) >>> 0;
+    // A reader may count an item it took before its writer has counted it (commitWrite
+    // publishes `w` first): for that instant the difference is negative.
+    const n = (Atomics.load(this.#h, ITEMS_W) - Atomics.load(this.#h, ITEMS_R)) | 0;
+    return n > 0 ? n : 0;
   }
 
   /** The u32 at position `pos` (4-aligned). */
