@@ -47,18 +47,22 @@ int ConnectOrThrow(Napi::Env env, int domain, const sockaddr* address, socklen_t
   return fd;
 }
 
-// (path) => fd
+// (path bytes, or a name in the abstract namespace: a leading NUL byte) => fd
 Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = ArgString(info, 0);
+  // Bytes, not a string: an abstract name holds NUL bytes.
+  Napi::Uint8Array bytes = ArgUint8Array(info, 0);
+  std::string path(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
   sockaddr_un address = {};
   address.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof address.sun_path) {
     throw Napi::RangeError::New(env, "forkwise native: socket path length out of range");
   }
   std::memcpy(address.sun_path, path.data(), path.size());
-  int fd = ConnectOrThrow(env, AF_UNIX, reinterpret_cast<sockaddr*>(&address),
-                          sizeof address, path.c_str());
+  // The whole structure, as libuv binds and connects (Node 20): a name in the abstract
+  // namespace then counts its padding NUL bytes, and matches the one Node listens on.
+  int fd = ConnectOrThrow(env, AF_UNIX, reinterpret_cast<sockaddr*>(&address), sizeof address,
+                          path[0] == '\0' ? nullptr : path.c_str());
   return Napi::Number::New(env, fd);
 }
 

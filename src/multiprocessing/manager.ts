@@ -5,8 +5,8 @@
  * Design (measured on the 2-core development machine, see bench/manager.mjs):
  * - The server (manager_server.ts) is a Node process started like any `Process` (its code a
  *   TaskRef, so fork, forkserver and spawn all work), one event loop serving every client.
- *   It answers on a Unix socket (a private one, in a fresh 0700 directory, when no address is
- *   given) or TCP. A round trip from a client blocked in `read(2)` to an event-loop server
+ *   It answers on a Unix socket (when no address is given, a private one: a random name in
+ *   Linux's abstract namespace, so no socket file exists to leave behind) or TCP. A round trip from a client blocked in `read(2)` to an event-loop server
  *   over a Unix socket cost 9 µs here, over forkwise's shared-memory Pipe 36-45 µs (its
  *   wake-ups are built for throughput, not ping-pong): the socket won, and it is also what a
  *   remote client needs. CPython's `Manager().dict()` get or set: 17 µs.
@@ -27,8 +27,6 @@
  * - The server ends with `shutdown()`, with its parent (its control Pipe reaches end of file),
  *   or with SIGTERM, and removes its socket file each time.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Pipe, type Connection } from '../messaging/connection';
@@ -52,7 +50,10 @@ const serverModule = join(__dirname, 'manager_server.js');
 export interface ManagerOptions {
   /** How the server process starts (default: `getStartMethod()`). */
   startMethod?: StartMethod;
-  /** A Unix socket path, or `{ host, port }` for TCP (`port: 0`: any free port). Default: a private Unix socket. */
+  /**
+   * A Unix socket path, or `{ host, port }` for TCP (`port: 0`: any free port). Default: a
+   * private Unix socket in the abstract namespace (`address` starts with a NUL byte).
+   */
   address?: ManagerAddress;
   /** The key clients must prove they hold (default: 32 random bytes). */
   authkey?: string | Uint8Array;
@@ -97,16 +98,14 @@ export class Manager {
   readonly #ref: ManagerRef;
   readonly #server: Process | undefined;
   readonly #control: Connection | undefined;
-  readonly #privateDir: string | undefined;
   #shutdown: Promise<void> | undefined;
 
-  private constructor(address: ManagerAddress, authkey: Buffer, server?: Process, control?: Connection, privateDir?: string) {
+  private constructor(address: ManagerAddress, authkey: Buffer, server?: Process, control?: Connection) {
     this.address = address;
     this.authkey = authkey;
     this.#ref = { address, authkey: authkey.toString('hex') };
     this.#server = server;
     this.#control = control;
-    this.#privateDir = privateDir;
   }
 
   /** Starts a manager's server process; resolves once it listens. */
@@ -115,15 +114,13 @@ export class Manager {
     const startMethod = options.startMethod === undefined ? undefined : validateStartMethod(options.startMethod, 'options.startMethod');
     const authkey = options.authkey === undefined ? randomBytes(32) : validateAuthkey(options.authkey, 'options.authkey');
     let address = options.address === undefined ? undefined : validateAddress(options.address, 'options.address');
-    let privateDir: string | undefined;
-    if (address === undefined) {
-      privateDir = mkdtempSync(join(tmpdir(), 'forkwise-manager-'));
-      address = join(privateDir, 'manager.sock');
-    }
+    // A private socket: a random name in Linux's abstract namespace, which leaves no file
+    // behind whatever way the server ends.
+    address ??= `\0forkwise-manager-${process.pid}-${randomBytes(12).toString('hex')}`;
     const [ours, theirs] = Pipe();
     const server = new Process({
       target: { module: serverModule, name: 'serveManager' },
-      args: [theirs, { address, authkey, privateDir }],
+      args: [theirs, { address, authkey }],
       daemon: true,
       name: 'Manager',
       ...(startMethod === undefined ? {} : { startMethod }),
@@ -147,7 +144,6 @@ export class Manager {
       await server.join(5000);
       if (server.isAlive()) server.kill();
       await server.join();
-      if (privateDir !== undefined) rmSync(privateDir, { recursive: true, force: true });
       const e = reply.error!;
       const error: Error & { code?: string; errno?: number; syscall?: string } = new Error(e.message);
       if (e.code !== undefined) error.code = e.code;
@@ -155,7 +151,7 @@ export class Manager {
       if (e.syscall !== undefined) error.syscall = e.syscall;
       throw error;
     }
-    return new Manager(reply.address, authkey, server, ours, privateDir);
+    return new Manager(reply.address, authkey, server, ours);
   }
 
   /**
@@ -292,7 +288,6 @@ export class Manager {
       server.kill();
       await server.join();
     }
-    if (this.#privateDir !== undefined) rmSync(this.#privateDir, { recursive: true, force: true });
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -190,7 +190,7 @@ class SyncChannel {
   constructor(ref: ManagerRef) {
     const address = ref.address;
     if (typeof address === 'string') {
-      this.#fd = native.connectUnix(address);
+      this.#fd = native.connectUnix(Buffer.from(address));
     } else {
       const host = address.host === 'localhost' ? '127.0.0.1' : address.host;
       if (isIP(host) === 0) {
@@ -296,6 +296,18 @@ class Client {
 
 const clients = new Map<string, Client>();
 
+// A thread's descriptors outlive it unless closed: close this thread's connections when it
+// (or the process) exits.
+let exitHooked = false;
+function closeAtExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const client of clients.values()) client.close();
+    clients.clear();
+  });
+}
+
 afterForkInChild((rehearsal) => {
   if (rehearsal) return;
   for (const client of clients.values()) client.close();
@@ -310,6 +322,7 @@ export function clientFor(ref: ManagerRef): Client {
     client?.close();
     client = new Client(ref);
     clients.set(key, client);
+    closeAtExit();
   }
   return client;
 }

@@ -17,9 +17,8 @@
  *   end of file when the parent is gone. It then closes every socket, removes its socket
  *   file, and exits.
  */
-import { rmSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
 import type { Connection } from '../messaging/connection';
 import { JoinableQueue, Queue } from '../messaging/queue';
 import { serialize } from '../messaging/serializer';
@@ -37,8 +36,6 @@ export type ManagerAddress = string | { host: string; port: number };
 export interface ServerOptions {
   address: ManagerAddress;
   authkey: Uint8Array;
-  /** A private socket directory to remove at the end (local managers). */
-  privateDir?: string;
 }
 
 type Stored =
@@ -399,14 +396,11 @@ export async function serveManager(control: Connection, options: ServerOptions):
     server.close();
     for (const socket of sockets) socket.destroy();
     store.close();
-    if (typeof address === 'string') {
+    if (typeof address === 'string' && !address.startsWith('\0')) {
       try {
         unlinkSync(address);
       } catch {
         // already gone
-      }
-      if (options.privateDir !== undefined && dirname(address) === options.privateDir) {
-        rmSync(options.privateDir, { recursive: true, force: true });
       }
     }
   };
