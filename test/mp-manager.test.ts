@@ -350,6 +350,14 @@ describe('multiprocessing: Manager', function () {
       await joined.shutdown();
     });
 
+    it('an address in use is refused with the system error, and nothing is left running', async () => {
+      const path = join(dir, 'taken.sock');
+      await using first = await Manager.start({ address: path });
+      await assert.rejects(Manager.start({ address: path }), { code: 'EADDRINUSE', syscall: 'listen' });
+      const d = await first.dict({ still: 'served' });
+      assert.equal(await d.get('still'), 'served');
+    });
+
     it('oversized and malformed frames close that connection only', async () => {
       const path = join(dir, 'frames.sock');
       await using manager = await Manager.start({ address: path, authkey: 'k' });

@@ -49,9 +49,8 @@ export const enum Op {
   Unshift = 17,
   Slice = 18,
   Splice = 19,
-  Release = 20,
 }
-export const LAST_OP = Op.Release;
+export const LAST_OP = Op.Splice;
 
 export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;
@@ -196,8 +195,10 @@ export function wireErrorToError(bytes: Buffer): Error {
   }
   const message = typeof record.message === 'string' ? record.message : 'forkwise manager: the request failed';
   const code = typeof record.code === 'string' ? record.code : 'ERR_FORKWISE_MANAGER';
-  const cls = record.name === 'TypeError' ? TypeError : record.name === 'RangeError' ? RangeError : Error;
-  return argError(cls, code, message);
+  if (record.name === 'TypeError' || record.name === 'RangeError') {
+    return argError(record.name === 'TypeError' ? TypeError : RangeError, code, message);
+  }
+  return new ForkwiseError(code, message);
 }
 
 // ---------------------------------------------------------------------------------------
