@@ -63,9 +63,9 @@ interface Waiter {
 class AsyncChannel {
   readonly #socket: Socket;
   readonly #waiting: Waiter[] = [];
-  readonly #ready: Promise<void>;
+  // Requests waiting for the handshake to finish (undefined once it has).
+  #queued: Buffer[] | undefined = [];
   #pending: Buffer | undefined;
-  #calls = 0;
   #closed: Error | undefined;
   #onFrame: (body: Buffer) => void;
 
@@ -75,11 +75,6 @@ class AsyncChannel {
     this.#socket = typeof address === 'string' ? connect(address) : connect({ host: address.host, port: address.port, noDelay: true });
     const clientNonce = newNonce();
     let step = 0;
-    let settleReady!: (error?: Error) => void;
-    this.#ready = new Promise<void>((resolve, reject) => {
-      settleReady = (error) => (error ? reject(error) : resolve());
-    });
-    this.#ready.catch(() => undefined);
     // Handshake frames first, then replies.
     this.#onFrame = (body) => {
       if (step === 0) {
@@ -93,11 +88,15 @@ class AsyncChannel {
         const [proof] = readBlobs(body, 0);
         if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
         step = 2;
-        settleReady();
+        // Requests made during the handshake go now, in order.
+        const queued = this.#queued!;
+        this.#queued = undefined;
+        if (queued.length > 0) this.#socket.write(queued.length === 1 ? queued[0]! : Buffer.concat(queued));
         return;
       }
       const waiter = this.#waiting.shift();
       if (!waiter) throw goneError('a reply that nobody asked for');
+      if (this.#waiting.length === 0) this.#socket.unref();
       if (body[0] === STATUS_OK) waiter.resolve(readBlobs(body, 1));
       else waiter.reject(wireErrorToError(readBlobs(body, 1)[0] ?? Buffer.alloc(0)));
     };
@@ -110,11 +109,7 @@ class AsyncChannel {
     });
     this.#socket.on('error', (error) => this.#fail(error));
     this.#socket.on('close', () => this.#fail(step < 2 ? authError() : goneError('closed')));
-    this.#socket.unref();
-    this.#failReady = (error) => settleReady(error);
   }
-
-  #failReady: (error: Error) => void;
 
   get closed(): boolean {
     return this.#closed !== undefined;
@@ -139,29 +134,20 @@ class AsyncChannel {
   #fail(error: Error): void {
     if (this.#closed) return;
     this.#closed = error;
-    this.#failReady(error);
     for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
     this.#socket.destroy();
   }
 
-  async call(request: Buffer): Promise<Buffer[]> {
-    if (this.#closed) throw this.#closed;
-    // Referenced while a call is under way (the handshake included): the process waits
-    // for its answer, and only for that.
-    if (this.#calls++ === 0) this.#socket.ref();
-    try {
-      return await this.#send(request);
-    } finally {
-      if (--this.#calls === 0) this.#socket.unref();
-    }
-  }
-
-  async #send(request: Buffer): Promise<Buffer[]> {
-    await this.#ready;
-    if (this.#closed) throw this.#closed;
+  /** Sends a request; resolves with its reply's blobs. */
+  call(request: Buffer): Promise<Buffer[]> {
+    if (this.#closed) return Promise.reject(this.#closed);
     return new Promise<Buffer[]>((resolve, reject) => {
+      // Referenced while a call is under way: the process waits for its answer, and only
+      // for that.
+      if (this.#waiting.length === 0) this.#socket.ref();
       this.#waiting.push({ resolve, reject });
-      this.#socket.write(request);
+      if (this.#queued) this.#queued.push(request);
+      else this.#socket.write(request);
     });
   }
 
