@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Manager, Process, SharedMemory, stopForkserver, DictProxy, type StartMethod } from 'forkwise/multiprocessing';
+import { Manager, Pipe, Process, SharedMemory, stopForkserver, DictProxy, type StartMethod } from 'forkwise/multiprocessing';
 import { Thread } from 'forkwise/threading';
 import { fixtures, orphanedSegments, runNode } from './helpers';
 
@@ -356,6 +356,32 @@ describe('multiprocessing: Manager', function () {
       await assert.rejects(Manager.start({ address: path }), { code: 'EADDRINUSE', syscall: 'listen' });
       const d = await first.dict({ still: 'served' });
       assert.equal(await d.get('still'), 'served');
+    });
+
+    it('a peer that does not authenticate in time is cut off', async () => {
+      // The server's own function, in this process, with a short deadline.
+      const { serveManager } = require(join(__dirname, '..', 'dist', 'multiprocessing', 'manager_server.js')) as {
+        serveManager(control: unknown, options: { address: string; authkey: Uint8Array; handshakeMs: number }): Promise<void>;
+      };
+      const [ours, theirs] = Pipe();
+      const path = join(dir, 'deadline.sock');
+      const served = serveManager(theirs, { address: path, authkey: Buffer.from('k'), handshakeMs: 300 });
+      assert.deepEqual(await ours.recv(), { address: path });
+      const idle = new RawPeer(path);
+      assert.equal((await idle.frame())!.length, 36, 'the challenge');
+      assert.equal(await idle.frame(), null, 'cut off after the deadline');
+      const patient = new RawPeer(path);
+      await patient.authenticate('k');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      patient.send(rawFrame(Buffer.from([1, 0, 0, 0, 0, 4, 0, 0, 0, 0x64, 0x69, 0x63, 0x74])));
+      const reply = await patient.frame();
+      assert.equal(reply![0], 0, 'an authenticated peer has no deadline');
+      patient.socket.destroy();
+      ours.send('shutdown');
+      assert.equal(await ours.recv(), 'done');
+      await served;
+      ours.close();
+      assert.equal(existsSync(path), false);
     });
 
     it('oversized and malformed frames close that connection only', async () => {

@@ -10,8 +10,8 @@
  * - Values are stored as the bytes the client serialized and sent back as they are: the
  *   server never deserializes them, so nothing a client sends can make it run code, and
  *   `__proto__` or `constructor` are keys like any other (state is in `Map`s).
- * - A connection that fails the handshake, sends an oversized or malformed frame, or names an
- *   unknown operation is closed; the others go on. A client that dies mid-request is a
+ * - A connection that fails the handshake (or has not completed it within 10 s), sends an
+ *   oversized or malformed frame, or names an unknown operation is closed; the others go on. A client that dies mid-request is a
  *   closed connection, nothing more.
  * - The control connection from the parent (a Pipe) ends it: a `'shutdown'` message, or its
  *   end of file when the parent is gone. It then closes every socket, removes its socket
@@ -36,7 +36,12 @@ export type ManagerAddress = string | { host: string; port: number };
 export interface ServerOptions {
   address: ManagerAddress;
   authkey: Uint8Array;
+  /** How long a new connection has to authenticate (default HANDSHAKE_MS). */
+  handshakeMs?: number;
 }
+
+/** A peer that has not authenticated within this time is cut off (it holds a descriptor). */
+const HANDSHAKE_MS = 10_000;
 
 type Stored =
   | { type: 'dict'; map: Map<Key, Buffer> }
@@ -295,10 +300,12 @@ function errorReply(error: RequestError): Buffer {
 }
 
 /** Serves one client connection: the handshake, then requests until it closes. */
-function serveSocket(socket: Socket, store: Store, authkey: Buffer): void {
+function serveSocket(socket: Socket, store: Store, authkey: Buffer, handshakeMs: number): void {
   socket.setNoDelay?.(true);
   const nonce = newNonce();
   let authenticated = false;
+  const deadline = setTimeout(() => socket.destroy(), handshakeMs).unref();
+  socket.on('close', () => clearTimeout(deadline));
   let pending: Buffer | undefined;
   socket.write(frame(Buffer.alloc(0), [nonce]));
   socket.on('error', () => socket.destroy());
@@ -330,6 +337,7 @@ function serveSocket(socket: Socket, store: Store, authkey: Buffer): void {
             return;
           }
           authenticated = true;
+          clearTimeout(deadline);
           socket.write(frame(Buffer.alloc(0), [reply]));
           continue;
         }
@@ -381,7 +389,7 @@ export async function serveManager(control: Connection, options: ServerOptions):
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    serveSocket(socket, store, authkey);
+    serveSocket(socket, store, authkey, options.handshakeMs ?? HANDSHAKE_MS);
   });
   let address: ManagerAddress;
   try {
@@ -404,10 +412,11 @@ export async function serveManager(control: Connection, options: ServerOptions):
       }
     }
   };
-  process.once('SIGTERM', () => {
+  const onTerm = (): void => {
     cleanup();
     process.exit(0);
-  });
+  };
+  process.once('SIGTERM', onTerm);
   control.send({ address });
   for (;;) {
     let message: unknown;
@@ -418,6 +427,7 @@ export async function serveManager(control: Connection, options: ServerOptions):
     }
     if (message === 'shutdown') break;
   }
+  process.off('SIGTERM', onTerm);
   cleanup();
   try {
     control.send('done');
