@@ -280,11 +280,15 @@ export class Manager {
     const server = this.#server;
     const control = this.#control;
     if (!server || !control) return;
+    // Bounded: a server that does not answer is killed below rather than waited for.
+    let timer: NodeJS.Timeout | undefined;
     try {
       control.send('shutdown');
-      await control.recv();
+      await Promise.race([control.recv(), new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
     } catch {
       // the server is gone already
+    } finally {
+      clearTimeout(timer);
     }
     control.close();
     await server.join(5000);

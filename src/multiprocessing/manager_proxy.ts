@@ -32,7 +32,7 @@ import type { Mutex, RLock, Semaphore } from '../sync/locks';
 import type { AcquireOptions, AsyncWaitOptions } from '../sync/waiting';
 import type { ManagerAddress } from './manager_server';
 import {
-  authError, clientAnswer, clientCheck, decodeKey, encodeKey, MAX_FRAME, newNonce, Op, readBlobs, requestFrame, STATUS_OK,
+  authError, clientAnswer, clientCheck, decodeKey, encodeKey, FrameReader, MAX_FRAME, newNonce, Op, readBlobs, requestFrame, STATUS_OK,
   validateKey, wireErrorToError, type Key,
 } from './manager_wire';
 
@@ -65,7 +65,7 @@ class AsyncChannel {
   readonly #waiting: Waiter[] = [];
   // Requests waiting for the handshake to finish (undefined once it has).
   #queued: Buffer[] | undefined = [];
-  #pending: Buffer | undefined;
+  readonly #reader = new FrameReader();
   #closed: Error | undefined;
   #onFrame: (body: Buffer) => void;
 
@@ -116,19 +116,13 @@ class AsyncChannel {
   }
 
   #take(chunk: Buffer): void {
-    let data = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
-    this.#pending = undefined;
-    let at = 0;
-    while (data.length - at >= 4) {
-      const size = data.readUInt32LE(at);
-      if (size > MAX_FRAME) throw goneError('an oversized reply');
-      if (data.length - at - 4 < size) break;
-      const body = data.subarray(at + 4, at + 4 + size);
-      at += 4 + size;
+    this.#reader.push(chunk);
+    for (;;) {
+      const body = this.#reader.next(MAX_FRAME);
+      if (body === undefined) return;
+      if (body === null) throw goneError('an oversized reply');
       this.#onFrame(body);
     }
-    if (at < data.length) this.#pending = at === 0 ? data : Buffer.from(data.subarray(at));
-    data = Buffer.alloc(0);
   }
 
   #fail(error: Error): void {

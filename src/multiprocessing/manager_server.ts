@@ -27,7 +27,7 @@ import { Condition } from '../sync/condition';
 import { Event } from '../sync/event';
 import { Mutex, RLock, Semaphore, BoundedSemaphore } from '../sync/locks';
 import {
-  badMessage, decodeKey, encodeKey, frame, LAST_OP, MAX_FRAME, MAX_HANDSHAKE_FRAME, newNonce, Op, readBlobs, serverCheck,
+  badMessage, decodeKey, encodeKey, frame, FrameReader, LAST_OP, MAX_FRAME, MAX_HANDSHAKE_FRAME, newNonce, Op, readBlobs, serverCheck,
   STATUS_ERROR, STATUS_OK, u32, type Key, type WireError,
 } from './manager_wire';
 
@@ -306,24 +306,20 @@ function serveSocket(socket: Socket, store: Store, authkey: Buffer, handshakeMs:
   let authenticated = false;
   const deadline = setTimeout(() => socket.destroy(), handshakeMs).unref();
   socket.on('close', () => clearTimeout(deadline));
-  let pending: Buffer | undefined;
+  const reader = new FrameReader();
   socket.write(frame(Buffer.alloc(0), [nonce]));
   socket.on('error', () => socket.destroy());
   socket.on('data', (chunk: Buffer) => {
-    let data = pending ? Buffer.concat([pending, chunk]) : chunk;
-    pending = undefined;
-    let at = 0;
+    reader.push(chunk);
     const replies: Buffer[] = [];
     try {
-      while (data.length - at >= 4) {
-        const size = data.readUInt32LE(at);
-        if (size > (authenticated ? MAX_FRAME : MAX_HANDSHAKE_FRAME)) {
-          socket.destroy();
+      for (;;) {
+        const body = reader.next(authenticated ? MAX_FRAME : MAX_HANDSHAKE_FRAME);
+        if (body === undefined) break;
+        if (body === null) {
+          socket.destroy(); // oversized
           return;
         }
-        if (data.length - at - 4 < size) break;
-        const body = data.subarray(at + 4, at + 4 + size);
-        at += 4 + size;
         if (!authenticated) {
           // The answer: one blob of HMAC + client nonce.
           let reply: Buffer | undefined;
@@ -341,7 +337,7 @@ function serveSocket(socket: Socket, store: Store, authkey: Buffer, handshakeMs:
           socket.write(frame(Buffer.alloc(0), [reply]));
           continue;
         }
-        if (size < 5 || body[0]! < Op.Create || body[0]! > LAST_OP) {
+        if (body.length < 5 || body[0]! < Op.Create || body[0]! > LAST_OP) {
           socket.destroy();
           return;
         }
@@ -357,7 +353,6 @@ function serveSocket(socket: Socket, store: Store, authkey: Buffer, handshakeMs:
         }
         replies.push(out);
       }
-      if (at < data.length) pending = at === 0 ? data : Buffer.from(data.subarray(at));
     } finally {
       // One write for the replies to one chunk of pipelined requests.
       if (!socket.destroyed && replies.length > 0) socket.write(replies.length === 1 ? replies[0]! : Buffer.concat(replies));

@@ -154,6 +154,42 @@ export function frame(head: Buffer, blobs: readonly Uint8Array[]): Buffer {
   return out;
 }
 
+/**
+ * Gathers a stream's chunks into frames. Chunks are joined only once a whole frame is there,
+ * so a large frame arriving in many chunks is copied once, not once per chunk.
+ */
+export class FrameReader {
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  push(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  /** The next frame's body; undefined while incomplete; null when it announces more than `limit` bytes. */
+  next(limit: number): Buffer | undefined | null {
+    if (this.#size < 4) return undefined;
+    let head = this.#chunks[0]!;
+    if (head.length < 4) head = this.#join();
+    const size = head.readUInt32LE(0);
+    if (size > limit) return null;
+    if (this.#size < 4 + size) return undefined;
+    if (head.length < 4 + size) head = this.#join();
+    const body = head.subarray(4, 4 + size);
+    if (head.length === 4 + size) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(4 + size);
+    this.#size -= 4 + size;
+    return body;
+  }
+
+  #join(): Buffer {
+    const joined = Buffer.concat(this.#chunks, this.#size);
+    this.#chunks = [joined];
+    return joined;
+  }
+}
+
 export function requestFrame(op: Op, id: number, blobs: readonly Uint8Array[]): Buffer {
   const head = Buffer.allocUnsafe(5);
   head[0] = op;
