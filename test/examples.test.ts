@@ -25,7 +25,7 @@ describe('examples run and check themselves', function () {
     assert.match(out.stdout, /all checks passed/);
   });
 
-  for (const method of ['fork', 'spawn']) {
+  for (const method of ['fork', 'forkserver', 'spawn']) {
     it(`manager-dict (two processes fill one managed dict; ${method})`, async () => {
       const out = await runNode(join(examples, 'manager-dict.mjs'), ['--start-method', method], { timeoutMs: 30000 });
       assert.equal(out.code, 0, out.stdout + out.stderr);
