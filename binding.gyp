@@ -19,6 +19,7 @@
           "native/wait.cc",
           "native/fd.cc",
           "native/fd_passing.cc",
+          "native/socket_connect.cc",
           "native/process.cc",
           "native/signal.cc",
           "native/shm.cc",

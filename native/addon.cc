@@ -55,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitWait(env, exports);
   InitFd(env, exports);
   InitFdPassing(env, exports);
+  InitSocketConnect(env, exports);
   InitProcess(env, exports);
   InitSignal(env, exports);
   InitShm(env, exports);

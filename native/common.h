@@ -69,6 +69,7 @@ void InitSystem(Napi::Env env, Napi::Object exports);
 void InitWait(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitFdPassing(Napi::Env env, Napi::Object exports);
+void InitSocketConnect(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);

@@ -31,6 +31,17 @@ describe('examples run and check themselves', function () {
     assert.match(out.stdout, /all checks passed/);
   });
 
+  for (const method of ['fork', 'forkserver', 'spawn']) {
+    it(`manager-dict (two processes fill one managed dict; ${method})`, async () => {
+      const out = await runNode(join(examples, 'manager-dict.mjs'), ['--start-method', method], { timeoutMs: 30000 });
+      assert.equal(out.code, 0, out.stdout + out.stderr);
+      assert.match(out.stdout, /set keys 0\.\.4: \{ '0': 100, '1': 101, '2': 102, '3': 103, '4': 104 \}/);
+      assert.match(out.stdout, /set keys 5\.\.9: \{ '5': 105, '6': 106, '7': 107, '8': 108, '9': 109 \}/);
+      assert.match(out.stdout, /the parent sees: \{"0":100,"1":101,.*"9":109\}/);
+      assert.match(out.stdout, /all checks passed/);
+    });
+  }
+
   it('signals', async () => {
     const out = await runNode(join(examples, 'signals.mjs'), [], { timeoutMs: 30000 });
     assert.equal(out.code, 0, out.stdout + out.stderr);

@@ -73,6 +73,20 @@ registerByHandle(SharedMemory, ['SharedMemory'], (h: { name: string }) => Shared
 }));
 byKind.set('SharedArray', { handleOf: (a) => (a as SharedArray).handle, fromHandle: (h) => SharedArray.fromHandle(h as ValueHandle) });
 
+// Kinds whose module a thread or process may not have loaded when their first handle
+// arrives (a manager proxy sent to a thread that only imported forkwise/threading).
+const lateModules: Record<string, string> = { Manager: '../multiprocessing/manager_proxy' };
+
+function lateKind(kind: string): ByHandleKind | undefined {
+  for (const [prefix, module] of Object.entries(lateModules)) {
+    if (kind.startsWith(prefix)) {
+      require(module);
+      return byKind.get(kind);
+    }
+  }
+  return undefined;
+}
+
 /** A value that structured clone cannot carry: a TypeError that names where it sits. */
 function notCloneable(path: string, detail: string): Error {
   return argError(TypeError, 'ERR_FORKWISE_NOT_CLONEABLE', `${path} could not be cloned: ${detail}`);
@@ -221,7 +235,7 @@ function decode(value: unknown, done: Map<object, unknown>): unknown {
   if (done.has(value)) return done.get(value);
   if (Object.prototype.hasOwnProperty.call(value, MARKER)) {
     const handle = (value as Record<string, { kind?: unknown }>)[MARKER];
-    const kind = typeof handle?.kind === 'string' ? byKind.get(handle.kind) : undefined;
+    const kind = typeof handle?.kind === 'string' ? (byKind.get(handle.kind) ?? lateKind(handle.kind)) : undefined;
     if (!kind) throw new ForkwiseError('ERR_FORKWISE_BAD_MESSAGE', 'forkwise: a message names an unknown kind of object');
     const live = kind.fromHandle(handle);
     done.set(value, live);

@@ -18,3 +18,15 @@ export type { TaskRef } from '../messaging/task';
 export function cpuCount(): number {
   return availableParallelism();
 }
+export { Manager, type ManagerOptions, type ManagerAddress } from './manager';
+export {
+  DictProxy,
+  ListProxy,
+  NamespaceProxy,
+  ValueProxy,
+  LockProxy,
+  SemaphoreProxy,
+  EventProxy,
+  ConditionProxy,
+  BarrierProxy,
+} from './manager_proxy';

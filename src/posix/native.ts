@@ -67,6 +67,8 @@ export interface NativeBinding {
   socketpair(): [number, number];
   sendFds(sock: number, data: Uint8Array, fds: number[]): number;
   recvFds(sock: number, buffer: Uint8Array, maxFds: number): [received: number, fds: number[], truncated: boolean];
+  connectUnix(path: Uint8Array): number;
+  connectInet(host: string, port: number): number;
   kill(pid: number, signo: number): void;
   killpg(pgid: number, signo: number): void;
   raise(signo: number): void;
