@@ -636,7 +636,11 @@ Napi::Value CondNotify(const Napi::CallbackInfo& info) {
   if (woken > 0) {
     block->waiting.fetch_sub(woken);
     block->permits.fetch_add(woken);
-    block->notified_at.store(block->header.seq.fetch_add(1) + 1);
+    // notified_at before seq (only a notify moves seq, under the lock): a waiter that sees
+    // the new seq must see the permit is claimable, or it sleeps on that seq after the Wake.
+    uint32_t next = block->header.seq.load() + 1;
+    block->notified_at.store(next);
+    block->header.seq.store(next);
     Wake(block->header.seq);
   }
   return Int(info.Env(), woken);
