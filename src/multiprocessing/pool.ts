@@ -1,6 +1,7 @@
 /**
  * `Pool`: worker processes running tasks, as CPython's `multiprocessing.Pool`, without its
- * hangs. The parent keeps every decision in one place: which worker holds which tasks
+ * hangs; `ThreadPool`: the same on worker threads (what differs is in pool_kinds.ts). The
+ * parent keeps every decision in one place: which worker holds which tasks
  * (`inflight`, in the order the worker runs them), so a worker's end, a timeout or an abort
  * settles exactly the tasks it concerns.
  *
@@ -9,28 +10,30 @@
  *   from when it became first.
  * - A worker that ends with tasks fails the running one with WorkerDiedError (pid, exit code
  *   or signal) and gives the others back to the queue; it is replaced while the pool runs.
- * - A task's timeout or abort while it runs ends its worker (SIGTERM, then SIGKILL).
+ * - A task's timeout or abort while it runs ends its worker (SIGTERM, then SIGKILL; a thread:
+ *   terminate()).
  * - With `fork`, a function is known to the workers forked after it was first handed to the
  *   pool (pool_worker.ts's registry): a task whose function a worker does not know retires
  *   an idle worker and forks a fresh one from the current state, so any closure works, and
  *   the same function submitted again costs nothing more.
- * - Workers are daemons that do not keep this process alive when idle: pending tasks do.
+ * - Workers are daemons that do not keep this process alive when idle: pending tasks do (a
+ *   referenced timer while any is unsettled, so that the end of a worker that is replaced,
+ *   recycled or dies is seen).
  */
 import { availableParallelism } from 'node:os';
 import { Pipe, type Connection } from '../messaging/connection';
 import { TimeoutError } from '../messaging/errors';
 import { describeTarget } from '../messaging/task';
 import { abortError, ForkwiseError, invalidArgType, invalidArgValue } from '../posix/errors';
-import { kill } from '../posix/kill';
 import { validateInteger, validateObject } from '../posix/validate';
+import { native } from '../posix/native';
 import { checkForkSafe } from './popen_fork';
 import { afterForkInChild } from '../posix/child';
-import { Process } from './process';
 import { TaskQueue } from './task_queue';
-import { register, registry, workerLoop, type ErrorRecord, type FnRef, type OneTask, type ReplyMessage, type TaskMessage, type WorkerSetup } from './pool_worker';
+import { register, registry, type ErrorRecord, type FnRef, type OneTask, type ReplyMessage, type TaskMessage, type WorkerSetup } from './pool_worker';
+import { processWorkers, threadWorkers, type PoolWorkerHandle, type WorkerEnd, type WorkerKind } from './pool_kinds';
 import { serialize } from '../messaging/serializer';
 import { getStartMethod, validateStartMethod, type StartMethod } from './start_method';
-import { join } from 'node:path';
 
 const PREFETCH = 4;
 
@@ -42,8 +45,6 @@ afterForkInChild((rehearsal) => {
   for (const pool of pools) pool.forget();
   pools.clear();
 });
-const KILL_GRACE_MS = 1000;
-const workerModule = join(__dirname, 'pool_worker.js');
 
 export interface PoolOptions {
   processes?: number;
@@ -70,15 +71,23 @@ export interface MapOptions extends TaskOptions {
   onProgress?: (done: number, total: number | undefined) => void;
 }
 
-/** A pool worker ended while it ran the task. */
+/**
+ * A pool worker ended while it ran the task: `pid` is the worker process's, or for a
+ * ThreadPool this process's, with the thread's `threadId` (and its uncaught error as `cause`).
+ */
 export class WorkerDiedError extends ForkwiseError {
   constructor(
     readonly pid: number,
     readonly exitCode: number | null,
     readonly signal: NodeJS.Signals | null,
+    readonly threadId?: number,
+    cause?: Error,
   ) {
-    super('ERR_FORKWISE_WORKER_DIED', `forkwise: the pool worker ${pid} died while running the task (${signal ? `signal ${signal}` : `exit code ${exitCode}`})`);
+    const how = signal ? `signal ${signal}` : `exit code ${exitCode}${cause ? `, ${cause.name}: ${cause.message}` : ''}`;
+    const who = threadId === undefined ? `pool worker ${pid}` : `pool worker thread ${threadId} (pid ${pid})`;
+    super('ERR_FORKWISE_WORKER_DIED', `forkwise: the ${who} died while running the task (${how})`);
     this.name = 'WorkerDiedError';
+    if (cause) (this as Error & { cause?: unknown }).cause = cause;
   }
 }
 
@@ -98,7 +107,7 @@ interface Chunk {
 }
 
 interface Worker {
-  proc: Process;
+  handle: PoolWorkerHandle;
   conn: Connection;
   /** The child's end, held here until the child has answered once (spawned ones attach). */
   childEnd: Connection | undefined;
@@ -107,6 +116,8 @@ interface Worker {
   inflight: Chunk[];
   sent: number;
   retiring: boolean;
+  /** It said it exits between tasks (maxMemoryPerChild): what it holds was not started. */
+  recycling: boolean;
   reading: Promise<void> | undefined;
   timer?: NodeJS.Timeout;
 }
@@ -119,12 +130,6 @@ function rebuildError(record: ErrorRecord): Error {
   return error;
 }
 
-const signalOf = (code: number | null): NodeJS.Signals | null => {
-  if (code === null || code >= 0) return null;
-  const { signals } = require('node:os').constants as { signals: Record<string, number> };
-  return (Object.keys(signals).find((name) => signals[name] === -code) as NodeJS.Signals | undefined) ?? null;
-};
-
 /**
  * A pool of worker processes.
  *
@@ -136,7 +141,7 @@ const signalOf = (code: number | null): NodeJS.Signals | null => {
  */
 export class Pool {
   readonly #size: number;
-  readonly #method: StartMethod;
+  readonly #kind: WorkerKind;
   readonly #setup: WorkerSetup;
   readonly #maxTasksPerChild: number | undefined;
   readonly #maxQueued: number;
@@ -148,12 +153,24 @@ export class Pool {
   #roomWaiters: Array<() => void> = [];
   #idleWaiters: Array<() => void> = [];
   readonly #stats = { done: 0, failed: 0, runMs: [] as number[], waitMs: [] as number[] };
+  #pending = 0;
+  #keepAlive: NodeJS.Timeout | undefined;
 
   constructor(options: PoolOptions = {}) {
     const o = validateObject(options, 'options') as PoolOptions;
     this.#size = o.processes === undefined ? availableParallelism() : validateInteger(o.processes, 'options.processes', 1, 4096);
-    this.#method = o.startMethod === undefined ? getStartMethod() : validateStartMethod(o.startMethod, 'options.startMethod');
-    if (this.#method === 'fork') checkForkSafe();
+    if (this instanceof ThreadPool) {
+      // Threads share this process: neither a start method nor a memory of their own.
+      if (o.startMethod !== undefined) throw invalidArgValue('options.startMethod', o.startMethod, 'is not an option of ThreadPool, whose workers are threads');
+      if (o.maxMemoryPerChild !== undefined) {
+        throw invalidArgValue('options.maxMemoryPerChild', o.maxMemoryPerChild, "is not an option of ThreadPool: its threads share this process's memory (use maxTasksPerChild)");
+      }
+      this.#kind = threadWorkers;
+    } else {
+      const method = o.startMethod === undefined ? getStartMethod() : validateStartMethod(o.startMethod, 'options.startMethod');
+      if (method === 'fork') checkForkSafe();
+      this.#kind = processWorkers(method);
+    }
     if (o.initializer !== undefined && typeof o.initializer !== 'function' && (typeof o.initializer !== 'object' || o.initializer === null)) {
       throw invalidArgType('options.initializer', 'a function or a TaskRef { module, name }', o.initializer);
     }
@@ -174,6 +191,7 @@ export class Pool {
   /** In a forked child: this pool is the parent's; it stays still here. */
   forget(): void {
     this.#state = 'inherited';
+    clearInterval(this.#keepAlive);
     for (const worker of this.#workers) clearTimeout(worker.timer);
   }
 
@@ -339,7 +357,7 @@ export class Pool {
     if (this.#state === 'running') throw new ForkwiseError('ERR_FORKWISE_POOL_RUNNING', 'forkwise: close() or terminate() the pool before join()');
     while (this.#workers.size > 0) {
       // Joined, the workers keep this process alive until they have ended.
-      for (const worker of this.#workers) worker.proc.join().catch(() => {});
+      for (const worker of this.#workers) worker.handle.keepAlive();
       await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }
   }
@@ -352,7 +370,7 @@ export class Pool {
   // Tasks -------------------------------------------------------------------------------
 
   #fnRef(fn: unknown, what: string): { fn: FnRef; index: number } {
-    if (this.#method === 'fork' && typeof fn === 'function') {
+    if (this.#kind.inherits && typeof fn === 'function') {
       const index = register(fn);
       return { fn: index, index };
     }
@@ -376,6 +394,7 @@ export class Pool {
         signal.addEventListener('abort', chunk.onAbort, { once: true });
       }
       this.#queue.push(chunk);
+      if (this.#pending++ === 0) this.#keepAlive = setInterval(() => {}, 2 ** 31 - 1);
       this.#schedulePump();
     });
   }
@@ -383,6 +402,7 @@ export class Pool {
   #settle(chunk: Chunk, error: Error | undefined, results?: unknown[]): void {
     if (chunk.settled) return;
     chunk.settled = true;
+    if (--this.#pending === 0) clearInterval(this.#keepAlive);
     if (chunk.onAbort) chunk.signal!.removeEventListener('abort', chunk.onAbort);
     if (chunk.startedAt !== undefined) record(this.#stats.runMs, performance.now() - chunk.startedAt);
     if (error) {
@@ -421,85 +441,57 @@ export class Pool {
 
   #startWorker(): void {
     const [conn, childEnd] = Pipe();
-    const setup = this.#setup;
-    const pool = this;
-    let proc: Process;
-    if (this.#method === 'fork') {
-      proc = new Process({
-        startMethod: 'fork',
-        daemon: true,
-        // In the child: the other workers' connections are not this worker's to hold.
-        target: async () => {
-          for (const other of pool.#workers) {
-            if (other.conn !== conn) other.conn.close();
-            if (other.childEnd && other.childEnd !== childEnd) other.childEnd.close();
-          }
-          conn.close();
-          await workerLoop(childEnd, setup);
-        },
-      });
-    } else {
-      proc = new Process({
-        startMethod: this.#method,
-        daemon: true,
-        target: { module: workerModule, name: 'runWorker' },
-        args: [childEnd, setup],
-      });
-    }
-    const forked = this.#method === 'fork';
-    const worker: Worker = { proc, conn, childEnd, knows: forked ? -1 : Infinity, inflight: [], sent: 0, retiring: false, reading: undefined };
+    // In a forked child: the other workers' connections are not this worker's to hold.
+    const inChild = (): void => {
+      for (const other of this.#workers) {
+        if (other.conn !== conn) other.conn.close();
+        if (other.childEnd && other.childEnd !== childEnd) other.childEnd.close();
+      }
+      conn.close();
+    };
+    const handle = this.#kind.start(childEnd, this.#setup, inChild);
+    const inherits = this.#kind.inherits;
+    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], sent: 0, retiring: false, recycling: false, reading: undefined };
     this.#workers.add(worker);
     // The fork is made on the next turn of the loop, and this runs right after it: nothing
     // can have been registered in between.
-    proc.start().then(
+    handle.started.then(
       () => {
-        if (forked) worker.knows = registry.length;
+        if (inherits) worker.knows = registry.length;
         this.#pump();
       },
       () => {},
     );
-    Process.ended(proc).then(
-      () => this.#workerEnded(worker),
-      () => this.#workerEnded(worker),
-    );
+    void handle.ended.then((end) => this.#workerEnded(worker, end));
   }
 
   #endWorker(worker: Worker): void {
     worker.retiring = true;
     clearTimeout(worker.timer);
-    try {
-      worker.proc.terminate();
-    } catch {
-      // already gone
-    }
-    setTimeout(() => {
-      if (worker.proc.isAlive() && worker.proc.pid !== undefined) {
-        try {
-          kill(worker.proc.pid, 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }, KILL_GRACE_MS).unref();
+    worker.handle.stop();
   }
 
-  async #workerEnded(worker: Worker): Promise<void> {
+  async #workerEnded(worker: Worker, end: WorkerEnd): Promise<void> {
     if (this.#state === 'inherited') return;
     clearTimeout(worker.timer);
     // Its end held here no longer: the reads below reach end-of-file once what it answered
     // before it ended has been read.
-    worker.childEnd?.close();
-    worker.childEnd = undefined;
-    await this.#read(worker);
+    if (worker.childEnd) {
+      worker.childEnd.close();
+      worker.childEnd = undefined;
+      forgetName(worker.conn);
+    }
+    if (this.#kind.eofAtEnd) await this.#read(worker);
+    else this.#takeReplies(worker);
+    clearTimeout(worker.timer);
     worker.conn.close();
-    worker.proc.close();
+    worker.handle.release();
     this.#workers.delete(worker);
-    const exitCode = worker.proc.exitCode;
     const [running, ...rest] = worker.inflight.splice(0);
     if (running) {
-      // A worker that exits cleanly between tasks (recycled by memory) ran none of them.
-      if (exitCode === 0) this.#queue.unshift(unstart(running));
-      else this.#settle(running, new WorkerDiedError(worker.proc.pid ?? 0, exitCode !== null && exitCode >= 0 ? exitCode : null, signalOf(exitCode)));
+      // A worker recycled by memory exits between tasks: it ran none of those it held.
+      if (worker.recycling && end.exitCode === 0) this.#queue.unshift(unstart(running));
+      else this.#settle(running, new WorkerDiedError(worker.handle.pid ?? 0, end.exitCode, end.signal, worker.handle.threadId, end.error));
     }
     this.#queue.unshift(...rest.filter((c) => !c.settled).map(unstart));
     if (this.#state !== 'terminated' && !this.#broken && (this.#state === 'running' || this.#queue.length > 0)) {
@@ -528,11 +520,30 @@ export class Pool {
     return worker.reading;
   }
 
+  // What a thread answered before it ended (no end-of-file comes, pool_kinds.ts): the
+  // complete messages there now; the pending read is cancelled by the close that follows.
+  #takeReplies(worker: Worker): void {
+    while (worker.inflight.length > 0) {
+      let reply: ReplyMessage;
+      try {
+        reply = worker.conn.recvSync(0) as ReplyMessage;
+      } catch {
+        return;
+      }
+      this.#handleReply(worker, reply);
+    }
+  }
+
   #handleReply(worker: Worker, reply: ReplyMessage): void {
     if (this.#state === 'inherited') return;
     if (worker.childEnd) {
       worker.childEnd.close(); // it has attached: its end is its own now
       worker.childEnd = undefined;
+      forgetName(worker.conn);
+    }
+    if (reply[0] === 'recycle') {
+      worker.recycling = worker.retiring = true;
+      return;
     }
     if (reply[0] === 'init-failed') {
       // Restarting would fail the same way: the pool is broken, clearly.
@@ -645,6 +656,27 @@ export class Pool {
   }
 }
 
+export type ThreadPoolOptions = Omit<PoolOptions, 'startMethod' | 'maxMemoryPerChild'>;
+
+/**
+ * A pool of worker threads (`worker_threads`) with the API of `Pool`, as CPython's
+ * `multiprocessing.pool.ThreadPool`. Functions go to the threads as to `spawn` workers: a
+ * `TaskRef` or a self-contained function (sent by its source); arguments and results by
+ * structured clone, forkwise objects (locks, `Value`, `SharedArray`, queues) and
+ * `SharedArrayBuffer`s shared. A timeout or an abort ends the task's thread
+ * (`Worker.terminate()`); `maxMemoryPerChild` is refused (threads share this process's).
+ *
+ * @example
+ * import { ThreadPool } from 'forkwise/multiprocessing';
+ * await using pool = new ThreadPool({ processes: 2 });
+ * await pool.map((x) => x * x, [1, 2, 3]); // [1, 4, 9]
+ */
+export class ThreadPool extends Pool {
+  constructor(options: ThreadPoolOptions = {}) {
+    super(options);
+  }
+}
+
 /** As CPython's `AsyncResult`, over a Promise. */
 export class AsyncResult<T> {
   #settled = false;
@@ -704,6 +736,17 @@ function percentiles(list: number[]): Percentiles {
   const sorted = [...list].sort((a, b) => a - b);
   const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+// A worker's pipe is a shared memory segment whose name lives as long as this process
+// (shared_memory.ts). Once the worker has mapped it (its first answer) or has ended, nobody
+// attaches by name any more: removed, so that recycled workers leave nothing in /dev/shm.
+function forgetName(conn: Connection): void {
+  try {
+    native.shmUnlink(`/${conn.handle.name}`);
+  } catch {
+    // already removed
+  }
 }
 
 function unstart(chunk: Chunk): Chunk {

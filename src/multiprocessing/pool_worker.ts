@@ -8,10 +8,13 @@
  *   worker → parent   ['done', seq, results]
  *                     ['fail', seq, error]            a plain { name, message, stack, code }
  *                     ['init-failed', error]          the initializer threw; the worker exits
+                     ['recycle']                     grown past maxMemoryPerChild: it exits
+                                                     (cleanly) without starting the rest
  * A worker answers each task as soon as it is done, so that the parent always knows which
  * one runs (a death or a timeout concerns exactly that one).
  * `fn` is an index into the function registry that a forked worker inherited, or a TaskSpec
- * (spawn, forkserver, threads), loaded once per worker.
+ * (spawn, forkserver, threads), loaded once per worker. The same loop runs in a worker process
+ * (a Process's target) and in a ThreadPool's worker thread (pool_thread_main.ts).
  */
 import type { Connection } from '../messaging/connection';
 import { loadTarget, type TaskSpec } from '../messaging/task';
@@ -21,7 +24,7 @@ export type OneTask = ['task', number, FnRef, unknown[][]];
 export type TaskMessage = OneTask | ['tasks', OneTask[]] | ['stop'];
 export type ErrorRecord = { name: string; message: string; stack?: string; code?: unknown };
 export type TaskReply = ['done', number, unknown[]] | ['fail', number, ErrorRecord];
-export type ReplyMessage = TaskReply | ['init-failed', ErrorRecord];
+export type ReplyMessage = TaskReply | ['init-failed', ErrorRecord] | ['recycle'];
 
 /**
  * Functions the parent has handed to a pool, by index. A forked worker has the entries that
@@ -99,8 +102,8 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
       conn.send(['fail', seq, errorRecord(error)] satisfies ReplyMessage);
     }
   };
-  // Recycled by memory: the parent sees the exit, gives what this worker had not started to
-  // another, and starts a new one.
+  // Recycled by memory: said before the exit, so that the parent gives what this worker had
+  // not started to another (an exit without it, even with code 0, is a death mid-task).
   const tooBig = (): boolean => setup.maxMemoryPerChild !== undefined && process.memoryUsage.rss() > setup.maxMemoryPerChild;
   for (;;) {
     let message: TaskMessage;
@@ -112,7 +115,10 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
     if (message[0] === 'stop') return;
     for (const task of message[0] === 'tasks' ? message[1] : [message]) {
       await run(task);
-      if (tooBig()) return;
+      if (tooBig()) {
+        conn.send(['recycle'] satisfies ReplyMessage);
+        return;
+      }
     }
   }
 }

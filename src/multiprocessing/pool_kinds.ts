@@ -1,0 +1,160 @@
+/**
+ * What a pool's worker is: the one seam between the pool's bookkeeping (pool.ts, the same
+ * for `Pool` and `ThreadPool`) and how a worker starts, ends and is told to have ended.
+ *
+ * - A process (`Pool`, per start method): a daemon `Process` whose target is the worker
+ *   loop (pool_worker.ts). It is ended with SIGTERM, then SIGKILL after a grace period, and
+ *   its end is an exit code or a signal. Its end of the Connection is its own: the pool
+ *   reads what it answered up to end-of-file.
+ * - A thread (`ThreadPool`): a `worker_threads` Worker running the same loop
+ *   (pool_thread_main.ts), its Connection and setup sent by handle. It is ended with
+ *   `Worker.terminate()`; its end is an exit code (`process.exit(n)` in it, 1 for an
+ *   uncaught error, which comes with it). Its end of the Connection is counted in this
+ *   process's own slot of the holders table, so no end-of-file comes when it ends: the pool
+ *   takes what is already there and stops reading.
+ */
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Connection } from '../messaging/connection';
+import { serialize } from '../messaging/serializer';
+import { kill } from '../posix/kill';
+import { Process } from './process';
+import { workerLoop, type WorkerSetup } from './pool_worker';
+import type { StartMethod } from './start_method';
+
+const KILL_GRACE_MS = 1000;
+const workerModule = join(__dirname, 'pool_worker.js');
+const threadMain = join(__dirname, 'pool_thread_main.js');
+
+/** How a worker ended. */
+export interface WorkerEnd {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** A thread's uncaught error. */
+  error?: Error;
+}
+
+/** One worker, seen from the pool. */
+export interface PoolWorkerHandle {
+  /** Resolves once the worker exists (a fork: it knows the functions registered until then). */
+  readonly started: Promise<void>;
+  /** Resolves once it has ended. */
+  readonly ended: Promise<WorkerEnd>;
+  readonly pid: number | undefined;
+  /** A thread's id; undefined for a process. */
+  readonly threadId: number | undefined;
+  /** Ends it now. */
+  stop(): void;
+  /** Keeps this process alive until the worker has ended (the pool's join()). */
+  keepAlive(): void;
+
+  /** Releases what this side holds of it, once it has ended. */
+  release(): void;
+}
+
+export interface WorkerKind {
+  /** A start method, or 'thread'. */
+  readonly name: StartMethod | 'thread';
+  /** Workers inherit the parent's functions (fork) instead of getting them by source. */
+  readonly inherits: boolean;
+  /** A worker's end of its Connection reaches end-of-file here once the worker has ended. */
+  readonly eofAtEnd: boolean;
+  /** `inChild`: run first in a forked worker (it closes what is not that worker's). */
+  start(childEnd: Connection, setup: WorkerSetup, inChild: () => void): PoolWorkerHandle;
+}
+
+const signalOf = (code: number | null): NodeJS.Signals | null => {
+  if (code === null || code >= 0) return null;
+  const { signals } = require('node:os').constants as { signals: Record<string, number> };
+  return (Object.keys(signals).find((name) => signals[name] === -code) as NodeJS.Signals | undefined) ?? null;
+};
+
+/** Worker processes started with `method`. */
+export function processWorkers(method: StartMethod): WorkerKind {
+  return {
+    name: method,
+    inherits: method === 'fork',
+    eofAtEnd: true,
+    start(childEnd, setup, inChild) {
+      const proc =
+        method === 'fork'
+          ? new Process({
+              startMethod: 'fork',
+              daemon: true,
+              target: async () => {
+                inChild();
+                await workerLoop(childEnd, setup);
+              },
+            })
+          : new Process({ startMethod: method, daemon: true, target: { module: workerModule, name: 'runWorker' }, args: [childEnd, setup] });
+      const started = proc.start();
+      const settled = (): WorkerEnd => {
+        const code = proc.exitCode;
+        return { exitCode: code !== null && code >= 0 ? code : null, signal: signalOf(code) };
+      };
+      return {
+        started,
+        ended: Process.ended(proc).then(settled, settled),
+        get pid() {
+          return proc.pid;
+        },
+        threadId: undefined,
+        stop() {
+          try {
+            proc.terminate();
+          } catch {
+            // already gone
+          }
+          setTimeout(() => {
+            if (proc.isAlive() && proc.pid !== undefined) {
+              try {
+                kill(proc.pid, 'SIGKILL');
+              } catch {
+                // gone meanwhile
+              }
+            }
+          }, KILL_GRACE_MS).unref();
+        },
+        keepAlive() {
+          proc.join().catch(() => {});
+        },
+        release() {
+          proc.close();
+        },
+      };
+    },
+  };
+}
+
+/** Worker threads of this process (ThreadPool). */
+export const threadWorkers: WorkerKind = {
+  name: 'thread',
+  inherits: false,
+  eofAtEnd: false,
+  start(childEnd, setup) {
+    // The Connection by handle, and the initializer's arguments as any task's (forkwise
+    // objects by handle): serialized here, so that what cannot cross fails here.
+    const worker = new Worker(threadMain, { workerData: serialize([childEnd, setup], 'setup') });
+    // Daemon, as the pool's processes: an idle pool does not keep this process alive.
+    worker.unref();
+    let uncaught: Error | undefined;
+    worker.on('error', (error) => {
+      uncaught = error;
+    });
+    return {
+      started: Promise.resolve(),
+      ended: new Promise<WorkerEnd>((resolve) => {
+        worker.once('exit', (exitCode) => resolve({ exitCode, signal: null, ...(uncaught ? { error: uncaught } : {}) }));
+      }),
+      pid: process.pid,
+      threadId: worker.threadId,
+      stop() {
+        void worker.terminate();
+      },
+      keepAlive() {
+        worker.ref();
+      },
+      release() {},
+    };
+  },
+};
