@@ -35,7 +35,19 @@ import { processWorkers, threadWorkers, type PoolWorkerHandle, type WorkerEnd, t
 import { serialize } from '../messaging/serializer';
 import { getStartMethod, validateStartMethod, type StartMethod } from './start_method';
 
+// How much a worker holds at once (#pickWorker): chunks estimated at TARGET_MS of work, from
+// the time per item each function took so far (UNKNOWN_CHUNK_MS a chunk until measured), so
+// that a worker never waits for its next task, many tiny tasks go in one message, and a
+// worker never hoards long ones.
+const TARGET_MS = 4;
+const UNKNOWN_CHUNK_MS = TARGET_MS / 4;
+const MAX_INFLIGHT = 256;
+// A worker holding at least POLL_BACKLOG chunks and POLL_EVERY_MS of work is read on a timer.
+const POLL_BACKLOG = 8;
+const POLL_EVERY_MS = 1;
+// imap's look-ahead, in chunks per worker.
 const PREFETCH = 4;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Pools of this process. A forked child (a worker, or any child) has copies of them that
 // are not its own: they must not act there (dispatch, replace workers, time tasks out).
@@ -95,13 +107,19 @@ interface Chunk {
   fn: FnRef;
   /** The index of its function in the registry (fork), else -1. */
   fnIndex: number;
-  argsList: unknown[][];
+  /** Each element an args array (spread), or the one argument of a task. */
+  list: unknown[];
+  spread: boolean;
   timeout: number | undefined;
   signal: AbortSignal | undefined;
   resolve(results: unknown[]): void;
   reject(error: Error): void;
   queuedAt: number;
   startedAt?: number;
+  /** What the caller passed as the function: the key of its measured cost. */
+  costKey: object;
+  /** Its estimated ms of work, while a worker holds it. */
+  estimate: number;
   settled?: boolean;
   onAbort?: () => void;
 }
@@ -114,10 +132,13 @@ interface Worker {
   /** Registry entries it knows (fork): those that existed when it was forked (-1 before). */
   knows: number;
   inflight: Chunk[];
+  /** The estimated ms of work of its inflight. */
+  loadMs: number;
   sent: number;
   retiring: boolean;
   /** It said it exits between tasks (maxMemoryPerChild): what it holds was not started. */
   recycling: boolean;
+  readerActive: boolean;
   reading: Promise<void> | undefined;
   timer?: NodeJS.Timeout;
 }
@@ -154,6 +175,8 @@ export class Pool {
   #idleWaiters: Array<() => void> = [];
   readonly #stats = { done: 0, failed: 0, runMs: [] as number[], waitMs: [] as number[] };
   #pending = 0;
+  // ms per item of each function, as measured (#handleReply).
+  readonly #costs = new WeakMap<object, number>();
   #keepAlive: NodeJS.Timeout | undefined;
 
   constructor(options: PoolOptions = {}) {
@@ -202,7 +225,7 @@ export class Pool {
     return {
       done: this.#stats.done,
       failed: this.#stats.failed,
-      queued: [...this.#queue].reduce((n, chunk) => n + (chunk.settled ? 0 : chunk.argsList.length), 0),
+      queued: [...this.#queue].reduce((n, chunk) => n + (chunk.settled ? 0 : chunk.list.length), 0),
       running,
       workers: this.#workers.size,
       runMs: percentiles(this.#stats.runMs),
@@ -213,7 +236,7 @@ export class Pool {
   /** Runs `fn(...args)` in a worker. */
   async apply<R>(fn: (...args: any[]) => R | Promise<R>, args: unknown[] = [], options: TaskOptions = {}): Promise<Awaited<R>> {
     if (!Array.isArray(args)) throw invalidArgType('args', 'an array', args);
-    const [result] = await this.#submit(fn, [args], options);
+    const [result] = await this.#submit(fn, [args], true, options);
     return result as Awaited<R>;
   }
 
@@ -231,7 +254,7 @@ export class Pool {
 
   /** `fn(item)` for every item, in order. Items may be any iterable or async iterable. */
   map<T, R>(fn: (item: T) => R | Promise<R>, items: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.#collect(items, (item) => [item], (all) => this.#mapArgs(fn, all, options)) as Promise<Awaited<R>[]>;
+    return this.#collect(items, undefined, (all) => this.#mapList(fn, all, false, options)) as Promise<Awaited<R>[]>;
   }
 
   /** `fn(...args)` for every args array, in order. */
@@ -240,24 +263,24 @@ export class Pool {
       if (!Array.isArray(args)) throw invalidArgType('items[i]', 'an array', args);
       return args;
     };
-    return this.#collect(items, asArgs, (all) => this.#mapArgs(fn, all, options)) as Promise<Awaited<R>[]>;
+    return this.#collect(items, asArgs, (all) => this.#mapList(fn, all, true, options)) as Promise<Awaited<R>[]>;
   }
 
   // A synchronous iterable is read at once, so that its tasks are submitted before the
   // caller goes on (a close() right after map() lets them run, as in CPython).
-  async #collect(items: unknown, toArgs: (item: unknown) => unknown[], then: (all: unknown[][]) => Promise<unknown[]>): Promise<unknown[]> {
+  async #collect(items: unknown, check: ((item: unknown) => unknown[]) | undefined, then: (all: unknown[]) => Promise<unknown[]>): Promise<unknown[]> {
     if (items !== null && typeof items === 'object' && Symbol.iterator in items) {
-      return then(Array.from(items as Iterable<unknown>, toArgs));
+      return then(check ? Array.from(items as Iterable<unknown>, check) : Array.isArray(items) ? items : Array.from(items as Iterable<unknown>));
     }
     if (items === null || typeof items !== 'object' || !(Symbol.asyncIterator in items)) {
       throw invalidArgType('items', 'an iterable or async iterable', items);
     }
-    const all: unknown[][] = [];
-    for await (const item of items as AsyncIterable<unknown>) all.push(toArgs(item));
+    const all: unknown[] = [];
+    for await (const item of items as AsyncIterable<unknown>) all.push(check ? check(item) : item);
     return then(all);
   }
 
-  async #mapArgs(fn: Function, all: unknown[][], options: MapOptions): Promise<unknown[]> {
+  async #mapList(fn: Function, all: unknown[], spread: boolean, options: MapOptions): Promise<unknown[]> {
     const { chunksize, onProgress, ...taskOptions } = validateObject(options, 'options') as MapOptions;
     // CPython's automatic chunksize: about four chunks per worker.
     const size = chunksize === undefined ? Math.max(1, Math.ceil(all.length / (this.#size * 4))) : validateInteger(chunksize, 'options.chunksize', 1, 2 ** 31);
@@ -265,7 +288,7 @@ export class Pool {
     let done = 0;
     for (let i = 0; i < all.length; i += size) {
       const chunk = all.slice(i, i + size);
-      const part = this.#submit(fn, chunk, taskOptions);
+      const part = this.#submit(fn, chunk, spread, taskOptions);
       if (onProgress) void part.then(() => onProgress((done += chunk.length), all.length), () => {});
       parts.push(part);
     }
@@ -296,17 +319,17 @@ export class Pool {
     let done = 0;
     const fill = async (): Promise<void> => {
       while (!exhausted && parts.length < window) {
-        const chunk: unknown[][] = [];
+        const chunk: unknown[] = [];
         while (chunk.length < chunksize) {
           const next = await iterator.next();
           if (next.done) {
             exhausted = true;
             break;
           }
-          chunk.push([next.value]);
+          chunk.push(next.value);
         }
         if (chunk.length === 0) break;
-        const part: Part = { promise: this.#submit(fn, chunk, taskOptions), ready: false };
+        const part: Part = { promise: this.#submit(fn, chunk, false, taskOptions), ready: false };
         part.promise.then(
           (result) => Object.assign(part, { result, ready: true }),
           (error: unknown) => Object.assign(part, { error, ready: true }),
@@ -377,7 +400,7 @@ export class Pool {
     return { fn: describeTarget(fn, what), index: -1 };
   }
 
-  async #submit(fn: Function, argsList: unknown[][], options: TaskOptions): Promise<unknown[]> {
+  async #submit(fn: Function, list: unknown[], spread: boolean, options: TaskOptions): Promise<unknown[]> {
     if (this.#state !== 'running') throw new ForkwiseError('ERR_FORKWISE_POOL_CLOSED', `forkwise: the pool is ${this.#state}`);
     if (this.#broken) throw this.#broken;
     if (typeof fn !== 'function' && (typeof fn !== 'object' || fn === null)) throw invalidArgType('fn', 'a function or a TaskRef { module, name }', fn);
@@ -388,7 +411,7 @@ export class Pool {
     if (signal?.aborted) throw abortError(signal);
     while (this.#queue.length >= this.#maxQueued) await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     return new Promise<unknown[]>((resolve, reject) => {
-      const chunk: Chunk = { fn: ref, fnIndex: index, argsList, timeout: limit, signal, resolve, reject, queuedAt: performance.now() };
+      const chunk: Chunk = { fn: ref, fnIndex: index, list, spread, timeout: limit, signal, resolve, reject, queuedAt: performance.now(), costKey: fn, estimate: 0 };
       if (signal) {
         chunk.onAbort = () => this.#abort(chunk);
         signal.addEventListener('abort', chunk.onAbort, { once: true });
@@ -406,10 +429,10 @@ export class Pool {
     if (chunk.onAbort) chunk.signal!.removeEventListener('abort', chunk.onAbort);
     if (chunk.startedAt !== undefined) record(this.#stats.runMs, performance.now() - chunk.startedAt);
     if (error) {
-      this.#stats.failed += chunk.argsList.length;
+      this.#stats.failed += chunk.list.length;
       chunk.reject(error);
     } else {
-      this.#stats.done += chunk.argsList.length;
+      this.#stats.done += chunk.list.length;
       chunk.resolve(results!);
     }
   }
@@ -451,7 +474,7 @@ export class Pool {
     };
     const handle = this.#kind.start(childEnd, this.#setup, inChild);
     const inherits = this.#kind.inherits;
-    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], sent: 0, retiring: false, recycling: false, reading: undefined };
+    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], loadMs: 0, sent: 0, retiring: false, recycling: false, readerActive: false, reading: undefined };
     this.#workers.add(worker);
     // The fork is made on the next turn of the loop, and this runs right after it: nothing
     // can have been registered in between.
@@ -502,36 +525,60 @@ export class Pool {
   }
 
   // Reads a worker's answers while it holds tasks (one reader per worker; a pending read
-  // keeps this process alive, so none is left pending on an idle worker).
+  // keeps this process alive, so none is left pending on an idle worker). Every answer there
+  // is taken before the pool sends more, so that one message carries what the answers made
+  // room for. A worker holding a backlog of short tasks is looked at once a millisecond
+  // instead of waking this thread for each answer (it then has no one to wake either).
   #read(worker: Worker): Promise<void> {
-    worker.reading ??= (async () => {
-      try {
-        while (worker.inflight.length > 0) {
-          const reply = (await worker.conn.recv()) as ReplyMessage;
-          this.#handleReply(worker, reply);
-          this.#pump();
-        }
-      } catch {
-        // EOF: the worker ended; #workerEnded settles what it held.
-      } finally {
-        worker.reading = undefined;
-      }
-    })();
-    return worker.reading;
+    if (!worker.readerActive) {
+      worker.readerActive = true;
+      worker.reading = this.#readLoop(worker);
+    }
+    return worker.reading ?? Promise.resolve();
   }
 
-  // What a thread answered before it ended (no end-of-file comes, pool_kinds.ts): the
-  // complete messages there now; the pending read is cancelled by the close that follows.
-  #takeReplies(worker: Worker): void {
+  async #readLoop(worker: Worker): Promise<void> {
+    try {
+      // It waits first: started from #pump, it must not send (nor retire workers) before
+      // the pump that started it is done. recv() is what tells end-of-file (a dead worker):
+      // the looks in between only take what is there.
+      while (worker.inflight.length > 0) {
+        let taken = 0;
+        if (worker.inflight.length >= POLL_BACKLOG && worker.loadMs >= POLL_EVERY_MS) {
+          await sleep(POLL_EVERY_MS);
+          if (worker.conn.closed) break;
+          taken = this.#takeReplies(worker);
+        }
+        if (taken === 0) {
+          this.#handleReply(worker, (await worker.conn.recv()) as ReplyMessage);
+          this.#takeReplies(worker);
+        }
+        this.#pump();
+      }
+    } catch {
+      // End-of-file, or closed: the worker ended; #workerEnded settles what it held.
+    } finally {
+      worker.readerActive = false;
+    }
+  }
+
+  // Takes the complete answers there are now (how many). A thread's are taken so when it
+  // has ended too (no end-of-file comes, pool_kinds.ts).
+  #takeReplies(worker: Worker): number {
+    const conn = worker.conn;
+    let taken = 0;
     while (worker.inflight.length > 0) {
       let reply: ReplyMessage;
       try {
-        reply = worker.conn.recvSync(0) as ReplyMessage;
+        if (!conn.pollSync(0)) break;
+        reply = conn.recvSync(0) as ReplyMessage;
       } catch {
-        return;
+        break; // a message still arriving, or end-of-file: for recv() to tell
       }
       this.#handleReply(worker, reply);
+      taken++;
     }
+    return taken;
   }
 
   #handleReply(worker: Worker, reply: ReplyMessage): void {
@@ -556,7 +603,15 @@ export class Pool {
     }
     const chunk = worker.inflight.shift();
     clearTimeout(worker.timer);
-    if (chunk) this.#settle(chunk, reply[0] === 'fail' ? rebuildError(reply[2]) : undefined, reply[0] === 'done' ? reply[2] : undefined);
+    if (chunk) {
+      worker.loadMs -= chunk.estimate;
+      if (chunk.startedAt !== undefined && chunk.list.length > 0) {
+        const perItem = (performance.now() - chunk.startedAt) / chunk.list.length;
+        const known = this.#costs.get(chunk.costKey);
+        this.#costs.set(chunk.costKey, known === undefined ? perItem : known + (perItem - known) * 0.2);
+      }
+      this.#settle(chunk, reply[0] === 'fail' ? rebuildError(reply[2]) : undefined, reply[0] === 'done' ? reply[2] : undefined);
+    }
     this.#startHead(worker);
   }
 
@@ -567,7 +622,7 @@ export class Pool {
     head.startedAt = performance.now();
     record(this.#stats.waitMs, head.startedAt - head.queuedAt);
     if (head.timeout !== undefined) {
-      const limit = head.timeout * head.argsList.length;
+      const limit = head.timeout * head.list.length;
       worker.timer = setTimeout(() => {
         if (worker.inflight[0] === head) this.#cutOff(worker, new TimeoutError(`forkwise: the task ran longer than its timeout (${head.timeout} ms)`));
       }, limit);
@@ -588,7 +643,7 @@ export class Pool {
   #pump(): void {
     if (this.#state === 'inherited') return;
     // What each worker gets now goes in one message: one wake-up for many tiny tasks.
-    const outgoing = new Map<Worker, OneTask[]>();
+    const outgoing = new Map<Worker, Chunk[]>();
     for (;;) {
       const chunk = this.#queue.first();
       if (!chunk) break;
@@ -599,23 +654,18 @@ export class Pool {
       const worker = this.#pickWorker(chunk);
       if (!worker) break;
       this.#queue.shift();
-      const task: OneTask = ['task', worker.sent + 1, chunk.fn, chunk.argsList];
-      try {
-        serialize(chunk.argsList, 'args');
-      } catch (error) {
-        this.#settle(chunk, error as Error); // arguments that cannot be cloned
-        continue;
-      }
+      const cost = this.#costs.get(chunk.costKey);
+      chunk.estimate = cost === undefined ? UNKNOWN_CHUNK_MS : cost * chunk.list.length;
+      worker.loadMs += chunk.estimate;
       worker.inflight.push(chunk);
-      worker.sent += 1;
       let list = outgoing.get(worker);
       if (!list) outgoing.set(worker, (list = []));
-      list.push(task);
+      list.push(chunk);
       this.#startHead(worker);
-      if (this.#maxTasksPerChild !== undefined && worker.sent >= this.#maxTasksPerChild) worker.retiring = true;
+      if (this.#maxTasksPerChild !== undefined && worker.sent + list.length >= this.#maxTasksPerChild) worker.retiring = true;
     }
     for (const [worker, list] of outgoing) {
-      worker.conn.send(list.length === 1 ? list[0]! : (['tasks', list] satisfies TaskMessage));
+      this.#send(worker, list);
       if (worker.retiring) worker.conn.send(['stop'] satisfies TaskMessage);
       void this.#read(worker);
     }
@@ -625,16 +675,51 @@ export class Pool {
     }
   }
 
+  // One message for `chunks` (already in the worker's inflight, last). Arguments are
+  // serialized once, with the message; if they cannot be, each chunk is tried alone, and
+  // those that cannot go fail with the error that names the argument.
+  #send(worker: Worker, chunks: Chunk[]): void {
+    const tasks = chunks.map((chunk, i): OneTask => ['task', worker.sent + i + 1, chunk.fn, chunk.list, chunk.spread]);
+    try {
+      worker.conn.send(tasks.length === 1 ? tasks[0]! : (['tasks', tasks] satisfies TaskMessage));
+      worker.sent += tasks.length;
+      return;
+    } catch (error) {
+      // The worker is gone: its end gives back what it holds.
+      if ((error as { code?: string }).code === 'ERR_EOF') return;
+    }
+    const good: Chunk[] = [];
+    for (const chunk of chunks) {
+      try {
+        serialize(chunk.list, 'args');
+        good.push(chunk);
+      } catch (error) {
+        worker.inflight.splice(worker.inflight.indexOf(chunk), 1);
+        worker.loadMs -= chunk.estimate;
+        if (chunk.startedAt !== undefined) {
+          clearTimeout(worker.timer);
+          unstart(chunk);
+        }
+        this.#settle(chunk, error as Error);
+      }
+    }
+    this.#startHead(worker);
+    if (good.length > 0 && good.length < chunks.length) this.#send(worker, good);
+  }
+
+  // Least loaded first. A worker takes chunks while the work it holds is estimated under
+  // TARGET_MS (at least two, so that it never waits between them; at most MAX_INFLIGHT).
   #pickWorker(chunk: Chunk): Worker | undefined {
     let unaware: Worker | undefined;
     let best: Worker | undefined;
     for (const worker of this.#workers) {
-      if (worker.retiring || worker.knows < 0 || worker.inflight.length >= PREFETCH) continue;
+      const held = worker.inflight.length;
+      if (worker.retiring || worker.knows < 0 || held >= MAX_INFLIGHT || (held >= 2 && worker.loadMs >= TARGET_MS)) continue;
       if (chunk.fnIndex >= worker.knows) {
-        if (worker.inflight.length === 0) unaware = worker;
+        if (held === 0) unaware = worker;
         continue;
       }
-      if (!best || worker.inflight.length < best.inflight.length) best = worker;
+      if (!best || worker.loadMs < best.loadMs) best = worker;
     }
     // A function newer than an idle worker: fork a fresh one that knows it.
     if (!best && unaware && this.#state !== 'terminated') {

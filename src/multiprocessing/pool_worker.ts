@@ -2,7 +2,8 @@
  * A pool worker's loop (pool.ts is the parent's side). It reads tasks from its Connection,
  * blocking between them (a worker has nothing else to do), runs each and answers on the same
  * Connection, in order:
- *   parent → worker   ['task', seq, fn, argsList]   run fn(...args) for each args of the list
+ *   parent → worker   ['task', seq, fn, list, spread] run fn(...args) for each args array of
+ *                                                   the list (spread), or fn(item) for each item
  *                     ['tasks', [task, ...]]          several at once
  *                     ['stop']                        finish and exit
  *   worker → parent   ['done', seq, results]
@@ -20,7 +21,7 @@ import type { Connection } from '../messaging/connection';
 import { loadTarget, type TaskSpec } from '../messaging/task';
 
 export type FnRef = number | TaskSpec;
-export type OneTask = ['task', number, FnRef, unknown[][]];
+export type OneTask = ['task', number, FnRef, unknown[], boolean];
 export type TaskMessage = OneTask | ['tasks', OneTask[]] | ['stop'];
 export type ErrorRecord = { name: string; message: string; stack?: string; code?: unknown };
 export type TaskReply = ['done', number, unknown[]] | ['fail', number, ErrorRecord];
@@ -82,13 +83,13 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
       return;
     }
   }
-  const run = async ([, seq, ref, argsList]: OneTask): Promise<void> => {
+  const run = async ([, seq, ref, list, spread]: OneTask): Promise<void> => {
     const results: unknown[] = [];
     let reply: TaskReply;
     try {
-      const fn = await resolveFn(ref);
-      for (const args of argsList) {
-        const result = fn(...args);
+      const fn = typeof ref === 'number' ? registry[ref]! : await resolveFn(ref);
+      for (const item of list) {
+        const result = spread ? fn(...(item as unknown[])) : fn(item);
         results.push(isThenable(result) ? await result : result);
       }
       reply = ['done', seq, results];
