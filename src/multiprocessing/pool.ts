@@ -23,7 +23,7 @@
 import { availableParallelism } from 'node:os';
 import { Pipe, type Connection } from '../messaging/connection';
 import { TimeoutError } from '../messaging/errors';
-import { describeTarget } from '../messaging/task';
+import { describeTarget, type TaskSpec } from '../messaging/task';
 import { abortError, ForkwiseError, invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateInteger, validateObject } from '../posix/validate';
 import { native } from '../posix/native';
@@ -41,10 +41,12 @@ import { getStartMethod, validateStartMethod, type StartMethod } from './start_m
 // worker never hoards long ones.
 const TARGET_MS = 4;
 const UNKNOWN_CHUNK_MS = TARGET_MS / 4;
-const MAX_INFLIGHT = 256;
+const MAX_INFLIGHT = 4096;
 // A worker holding at least POLL_BACKLOG chunks and POLL_EVERY_MS of work is read on a timer.
 const POLL_BACKLOG = 8;
 const POLL_EVERY_MS = 1;
+// The longest a fork waits for the worker forked before it to answer its first tasks.
+const FORK_SPACING_MS = 30;
 // imap's look-ahead, in chunks per worker.
 const PREFETCH = 4;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -124,6 +126,14 @@ interface Chunk {
   onAbort?: () => void;
 }
 
+interface Prepared {
+  ref: FnRef;
+  index: number;
+  limit: number | undefined;
+  signal: AbortSignal | undefined;
+  costKey: object;
+}
+
 interface Worker {
   handle: PoolWorkerHandle;
   conn: Connection;
@@ -139,6 +149,8 @@ interface Worker {
   /** It said it exits between tasks (maxMemoryPerChild): what it holds was not started. */
   recycling: boolean;
   readerActive: boolean;
+  /** Called at its first answer (or end): the next fork may be made. */
+  settledIn: () => void;
   reading: Promise<void> | undefined;
   timer?: NodeJS.Timeout;
 }
@@ -175,6 +187,8 @@ export class Pool {
   #idleWaiters: Array<() => void> = [];
   readonly #stats = { done: 0, failed: 0, runMs: [] as number[], waitMs: [] as number[] };
   #pending = 0;
+  // What the next fork waits for (#startWorker).
+  #forkGate: Promise<void> = Promise.resolve();
   // ms per item of each function, as measured (#handleReply).
   readonly #costs = new WeakMap<object, number>();
   #keepAlive: NodeJS.Timeout | undefined;
@@ -280,19 +294,43 @@ export class Pool {
     return then(all);
   }
 
+  // One Promise for the whole map, its chunks queued directly: a map of 100,000 tiny tasks
+  // is 100,000 chunks, and their submission is time the workers wait.
   async #mapList(fn: Function, all: unknown[], spread: boolean, options: MapOptions): Promise<unknown[]> {
     const { chunksize, onProgress, ...taskOptions } = validateObject(options, 'options') as MapOptions;
     // CPython's automatic chunksize: about four chunks per worker.
     const size = chunksize === undefined ? Math.max(1, Math.ceil(all.length / (this.#size * 4))) : validateInteger(chunksize, 'options.chunksize', 1, 2 ** 31);
-    const parts: Array<Promise<unknown[]>> = [];
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgType('options.onProgress', 'a function', onProgress);
+    const prepared = this.#prepare(fn, taskOptions);
+    const results = new Array<unknown>(all.length);
+    let left = Math.ceil(all.length / size);
+    if (left === 0) return results;
     let done = 0;
+    let failed = false;
+    let settle!: { resolve: (results: unknown[]) => void; reject: (error: Error) => void };
+    const whole = new Promise<unknown[]>((resolve, reject) => (settle = { resolve, reject }));
+    whole.catch(() => {}); // what the caller awaits, unless the loop below throws first
     for (let i = 0; i < all.length; i += size) {
-      const chunk = all.slice(i, i + size);
-      const part = this.#submit(fn, chunk, spread, taskOptions);
-      if (onProgress) void part.then(() => onProgress((done += chunk.length), all.length), () => {});
-      parts.push(part);
+      if (this.#queue.length >= this.#maxQueued) await this.#room();
+      const at = i;
+      const list = all.slice(i, i + size);
+      this.#enqueue(
+        prepared,
+        list,
+        spread,
+        (values) => {
+          for (let k = 0; k < values.length; k++) results[at + k] = values[k];
+          if (onProgress) report(onProgress, (done += list.length), all.length);
+          if (--left === 0 && !failed) settle.resolve(results);
+        },
+        (error) => {
+          if (failed) return;
+          failed = true;
+          settle.reject(error);
+        },
+      );
     }
-    return (await Promise.all(parts)).flat();
+    return whole;
   }
 
   /**
@@ -349,7 +387,7 @@ export class Pool {
       const [part] = parts.splice(index, 1);
       if (part!.error !== undefined) throw part!.error;
       done += part!.result!.length;
-      onProgress?.(done, undefined);
+      if (onProgress) report(onProgress, done, undefined);
       await fill();
       yield* part!.result!;
     }
@@ -366,7 +404,7 @@ export class Pool {
     if (this.#state === 'terminated' || this.#state === 'inherited') return;
     this.#state = 'terminated';
     pools.delete(this);
-    const error = new ForkwiseError('ERR_FORKWISE_POOL_TERMINATED', 'forkwise: the pool was terminated');
+    const error = terminatedError();
     for (const chunk of this.#queue.drain()) this.#settle(chunk, error);
     for (const worker of this.#workers) {
       for (const chunk of worker.inflight.splice(0)) this.#settle(chunk, error);
@@ -393,14 +431,22 @@ export class Pool {
   // Tasks -------------------------------------------------------------------------------
 
   #fnRef(fn: unknown, what: string): { fn: FnRef; index: number } {
-    if (this.#kind.inherits && typeof fn === 'function') {
-      const index = register(fn);
-      return { fn: index, index };
+    if (typeof fn === 'function') {
+      if (this.#kind.inherits) {
+        const index = register(fn);
+        return { fn: index, index };
+      }
+      // A function's source does not change: parsed once (a map of many tasks submits it
+      // once per chunk).
+      let spec = described.get(fn);
+      if (!spec) described.set(fn, (spec = describeTarget(fn, what)));
+      return { fn: spec, index: -1 };
     }
     return { fn: describeTarget(fn, what), index: -1 };
   }
 
-  async #submit(fn: Function, list: unknown[], spread: boolean, options: TaskOptions): Promise<unknown[]> {
+  // What every chunk of one call shares, checked once.
+  #prepare(fn: unknown, options: TaskOptions): Prepared {
     if (this.#state !== 'running') throw new ForkwiseError('ERR_FORKWISE_POOL_CLOSED', `forkwise: the pool is ${this.#state}`);
     if (this.#broken) throw this.#broken;
     if (typeof fn !== 'function' && (typeof fn !== 'object' || fn === null)) throw invalidArgType('fn', 'a function or a TaskRef { module, name }', fn);
@@ -409,17 +455,31 @@ export class Pool {
     const limit = timeout === undefined ? undefined : validateTimeout(timeout, 'options.timeout');
     const { fn: ref, index } = this.#fnRef(fn, 'fn');
     if (signal?.aborted) throw abortError(signal);
+    return { ref, index, limit, signal, costKey: fn };
+  }
+
+  // Waits while the queue is full (maxQueued); a pool terminated meanwhile takes no more.
+  async #room(): Promise<void> {
     while (this.#queue.length >= this.#maxQueued) await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
-    return new Promise<unknown[]>((resolve, reject) => {
-      const chunk: Chunk = { fn: ref, fnIndex: index, list, spread, timeout: limit, signal, resolve, reject, queuedAt: performance.now(), costKey: fn, estimate: 0 };
-      if (signal) {
-        chunk.onAbort = () => this.#abort(chunk);
-        signal.addEventListener('abort', chunk.onAbort, { once: true });
-      }
-      this.#queue.push(chunk);
-      if (this.#pending++ === 0) this.#keepAlive = setInterval(() => {}, 2 ** 31 - 1);
-      this.#schedulePump();
-    });
+    if (this.#state === 'terminated') throw terminatedError();
+    if (this.#broken) throw this.#broken;
+  }
+
+  #enqueue(p: Prepared, list: unknown[], spread: boolean, resolve: (results: unknown[]) => void, reject: (error: Error) => void): void {
+    const chunk: Chunk = { fn: p.ref, fnIndex: p.index, list, spread, timeout: p.limit, signal: p.signal, resolve, reject, queuedAt: performance.now(), costKey: p.costKey, estimate: 0 };
+    if (p.signal) {
+      chunk.onAbort = () => this.#abort(chunk);
+      p.signal.addEventListener('abort', chunk.onAbort, { once: true });
+    }
+    this.#queue.push(chunk);
+    if (this.#pending++ === 0) this.#keepAlive = setInterval(() => {}, 2 ** 31 - 1);
+    this.#schedulePump();
+  }
+
+  async #submit(fn: Function, list: unknown[], spread: boolean, options: TaskOptions): Promise<unknown[]> {
+    const prepared = this.#prepare(fn, options);
+    if (this.#queue.length >= this.#maxQueued) await this.#room();
+    return new Promise<unknown[]>((resolve, reject) => this.#enqueue(prepared, list, spread, resolve, reject));
   }
 
   #settle(chunk: Chunk, error: Error | undefined, results?: unknown[]): void {
@@ -472,9 +532,18 @@ export class Pool {
       }
       conn.close();
     };
-    const handle = this.#kind.start(childEnd, this.#setup, inChild);
+    const handle = this.#kind.start(childEnd, this.#setup, inChild, this.#forkGate);
     const inherits = this.#kind.inherits;
-    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], loadMs: 0, sent: 0, retiring: false, recycling: false, readerActive: false, reading: undefined };
+    let settledIn!: () => void;
+    const answered = new Promise<void>((resolve) => (settledIn = resolve));
+    // The next fork waits until this worker has answered its first tasks (or had none, or
+    // FORK_SPACING_MS passed): a fork blocks this thread for tens of ms with a large parent,
+    // and the first result should not wait for the last fork.
+    this.#forkGate = handle.started.then(
+      () => Promise.race([answered, sleep(FORK_SPACING_MS)]),
+      () => {},
+    );
+    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], loadMs: 0, sent: 0, retiring: false, recycling: false, readerActive: false, reading: undefined, settledIn };
     this.#workers.add(worker);
     // The fork is made on the next turn of the loop, and this runs right after it: nothing
     // can have been registered in between.
@@ -482,6 +551,7 @@ export class Pool {
       () => {
         if (inherits) worker.knows = registry.length;
         this.#pump();
+        if (worker.inflight.length === 0) settledIn();
       },
       () => {},
     );
@@ -495,6 +565,7 @@ export class Pool {
   }
 
   async #workerEnded(worker: Worker, end: WorkerEnd): Promise<void> {
+    worker.settledIn();
     if (this.#state === 'inherited') return;
     clearTimeout(worker.timer);
     // Its end held here no longer: the reads below reach end-of-file once what it answered
@@ -587,6 +658,7 @@ export class Pool {
       worker.childEnd.close(); // it has attached: its end is its own now
       worker.childEnd = undefined;
       forgetName(worker.conn);
+      worker.settledIn();
     }
     if (reply[0] === 'recycle') {
       worker.recycling = worker.retiring = true;
@@ -831,6 +903,23 @@ function forgetName(conn: Connection): void {
     native.shmUnlink(`/${conn.handle.name}`);
   } catch {
     // already removed
+  }
+}
+
+// Functions sent by their source, as described (task.ts) the first time.
+const described = new WeakMap<Function, TaskSpec>();
+
+const terminatedError = (): Error => new ForkwiseError('ERR_FORKWISE_POOL_TERMINATED', 'forkwise: the pool was terminated');
+
+// A progress callback runs inside the pool's reply handling: what it throws is thrown on its
+// own, as an uncaught exception, not into the pool.
+function report(onProgress: NonNullable<MapOptions['onProgress']>, done: number, total: number | undefined): void {
+  try {
+    onProgress(done, total);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
   }
 }
 

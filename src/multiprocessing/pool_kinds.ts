@@ -59,8 +59,11 @@ export interface WorkerKind {
   readonly inherits: boolean;
   /** A worker's end of its Connection reaches end-of-file here once the worker has ended. */
   readonly eofAtEnd: boolean;
-  /** `inChild`: run first in a forked worker (it closes what is not that worker's). */
-  start(childEnd: Connection, setup: WorkerSetup, inChild: () => void): PoolWorkerHandle;
+  /**
+   * `inChild`: run first in a forked worker (it closes what is not that worker's). A fork
+   * is made once `after` has resolved (forks block this thread: the pool spaces them).
+   */
+  start(childEnd: Connection, setup: WorkerSetup, inChild: () => void, after: Promise<void>): PoolWorkerHandle;
 }
 
 const signalOf = (code: number | null): NodeJS.Signals | null => {
@@ -75,7 +78,7 @@ export function processWorkers(method: StartMethod): WorkerKind {
     name: method,
     inherits: method === 'fork',
     eofAtEnd: true,
-    start(childEnd, setup, inChild) {
+    start(childEnd, setup, inChild, after) {
       const proc =
         method === 'fork'
           ? new Process({
@@ -87,19 +90,27 @@ export function processWorkers(method: StartMethod): WorkerKind {
               },
             })
           : new Process({ startMethod: method, daemon: true, target: { module: workerModule, name: 'runWorker' }, args: [childEnd, setup] });
-      const started = proc.start();
+      let stopped = false;
+      const begin = (): Promise<void> => (stopped ? Promise.reject(new Error('stopped before it started')) : proc.start());
+      let started: Promise<void>;
+      if (method === 'fork') {
+        started = after.then(begin);
+      } else {
+        started = begin();
+      }
       const settled = (): WorkerEnd => {
         const code = proc.exitCode;
         return { exitCode: code !== null && code >= 0 ? code : null, signal: signalOf(code) };
       };
       return {
         started,
-        ended: Process.ended(proc).then(settled, settled),
+        ended: started.then(() => Process.ended(proc)).then(settled, settled),
         get pid() {
           return proc.pid;
         },
         threadId: undefined,
         stop() {
+          stopped = true;
           try {
             proc.terminate();
           } catch {
