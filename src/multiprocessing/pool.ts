@@ -45,7 +45,7 @@ const MAX_INFLIGHT = 4096;
 // A worker holding at least POLL_BACKLOG chunks and POLL_EVERY_MS of work is read on a timer.
 const POLL_BACKLOG = 8;
 const POLL_EVERY_MS = 1;
-// The longest a fork waits for the worker forked before it to answer its first tasks.
+// The longest the forks after a pool's first wait for it to answer its first tasks.
 const FORK_SPACING_MS = 30;
 // imap's look-ahead, in chunks per worker.
 const PREFETCH = 4;
@@ -187,7 +187,7 @@ export class Pool {
   #idleWaiters: Array<() => void> = [];
   readonly #stats = { done: 0, failed: 0, runMs: [] as number[], waitMs: [] as number[] };
   #pending = 0;
-  // What the next fork waits for (#startWorker).
+  // What the forks after the first wait for (#startWorker).
   #forkGate: Promise<void> = Promise.resolve();
   // ms per item of each function, as measured (#handleReply).
   readonly #costs = new WeakMap<object, number>();
@@ -536,13 +536,16 @@ export class Pool {
     const inherits = this.#kind.inherits;
     let settledIn!: () => void;
     const answered = new Promise<void>((resolve) => (settledIn = resolve));
-    // The next fork waits until this worker has answered its first tasks (or had none, or
-    // FORK_SPACING_MS passed): a fork blocks this thread for tens of ms with a large parent,
-    // and the first result should not wait for the last fork.
-    this.#forkGate = handle.started.then(
-      () => Promise.race([answered, sleep(FORK_SPACING_MS)]),
-      () => {},
-    );
+    // The pool's first worker is forked alone; the others once it has answered its first
+    // tasks (or had none, or FORK_SPACING_MS passed), together (forks in a row are cheaper).
+    // A fork blocks this thread for tens of ms with a large parent: the first result should
+    // not wait for the last one.
+    if (this.#workers.size === 0 && this.#stats.done === 0) {
+      this.#forkGate = handle.started.then(
+        () => Promise.race([answered, sleep(FORK_SPACING_MS)]),
+        () => {},
+      );
+    }
     const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], loadMs: 0, sent: 0, retiring: false, recycling: false, readerActive: false, reading: undefined, settledIn };
     this.#workers.add(worker);
     // The fork is made on the next turn of the loop, and this runs right after it: nothing
