@@ -105,33 +105,37 @@ export class WorkerDiedError extends ForkwiseError {
   }
 }
 
-interface Chunk {
-  fn: FnRef;
+// What the chunks of one call share (a map's thousands of chunks point to one).
+interface Call {
+  ref: FnRef;
   /** The index of its function in the registry (fork), else -1. */
-  fnIndex: number;
-  /** Each element an args array (spread), or the one argument of a task. */
-  list: unknown[];
+  index: number;
+  /** Each element of a chunk's list an args array (spread), or the one argument of a task. */
   spread: boolean;
-  timeout: number | undefined;
+  limit: number | undefined;
   signal: AbortSignal | undefined;
-  resolve(results: unknown[]): void;
-  reject(error: Error): void;
+  /** The measured cost of its function. */
+  cost: Cost;
+  done(chunk: Chunk, results: unknown[]): void;
+  fail(chunk: Chunk, error: Error): void;
+}
+
+// ms per item of a function, as measured (#handleReply); undefined until then.
+interface Cost {
+  perItem: number | undefined;
+}
+
+interface Chunk {
+  call: Call;
+  list: unknown[];
+  /** Where its results go in the call's (map). */
+  at: number;
   queuedAt: number;
   startedAt?: number;
-  /** What the caller passed as the function: the key of its measured cost. */
-  costKey: object;
   /** Its estimated ms of work, while a worker holds it. */
   estimate: number;
   settled?: boolean;
   onAbort?: () => void;
-}
-
-interface Prepared {
-  ref: FnRef;
-  index: number;
-  limit: number | undefined;
-  signal: AbortSignal | undefined;
-  costKey: object;
 }
 
 interface Worker {
@@ -190,7 +194,7 @@ export class Pool {
   // What the forks after the first wait for (#startWorker).
   #forkGate: Promise<void> = Promise.resolve();
   // ms per item of each function, as measured (#handleReply).
-  readonly #costs = new WeakMap<object, number>();
+  readonly #costs = new WeakMap<object, Cost>();
   #keepAlive: NodeJS.Timeout | undefined;
 
   constructor(options: PoolOptions = {}) {
@@ -301,34 +305,33 @@ export class Pool {
     // CPython's automatic chunksize: about four chunks per worker.
     const size = chunksize === undefined ? Math.max(1, Math.ceil(all.length / (this.#size * 4))) : validateInteger(chunksize, 'options.chunksize', 1, 2 ** 31);
     if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgType('options.onProgress', 'a function', onProgress);
-    const prepared = this.#prepare(fn, taskOptions);
     const results = new Array<unknown>(all.length);
     let left = Math.ceil(all.length / size);
-    if (left === 0) return results;
     let done = 0;
     let failed = false;
     let settle!: { resolve: (results: unknown[]) => void; reject: (error: Error) => void };
     const whole = new Promise<unknown[]>((resolve, reject) => (settle = { resolve, reject }));
     whole.catch(() => {}); // what the caller awaits, unless the loop below throws first
+    const call = this.#prepare(
+      fn,
+      taskOptions,
+      spread,
+      (chunk, values) => {
+        const at = chunk.at;
+        for (let k = 0; k < values.length; k++) results[at + k] = values[k];
+        if (onProgress) report(onProgress, (done += chunk.list.length), all.length);
+        if (--left === 0 && !failed) settle.resolve(results);
+      },
+      (_, error) => {
+        if (failed) return;
+        failed = true;
+        settle.reject(error);
+      },
+    );
+    if (left === 0) return results;
     for (let i = 0; i < all.length; i += size) {
       if (this.#queue.length >= this.#maxQueued) await this.#room();
-      const at = i;
-      const list = all.slice(i, i + size);
-      this.#enqueue(
-        prepared,
-        list,
-        spread,
-        (values) => {
-          for (let k = 0; k < values.length; k++) results[at + k] = values[k];
-          if (onProgress) report(onProgress, (done += list.length), all.length);
-          if (--left === 0 && !failed) settle.resolve(results);
-        },
-        (error) => {
-          if (failed) return;
-          failed = true;
-          settle.reject(error);
-        },
-      );
+      this.#enqueue(call, all.slice(i, i + size), i);
     }
     return whole;
   }
@@ -446,7 +449,7 @@ export class Pool {
   }
 
   // What every chunk of one call shares, checked once.
-  #prepare(fn: unknown, options: TaskOptions): Prepared {
+  #prepare(fn: unknown, options: TaskOptions, spread: boolean, done: Call['done'], fail: Call['fail']): Call {
     if (this.#state !== 'running') throw new ForkwiseError('ERR_FORKWISE_POOL_CLOSED', `forkwise: the pool is ${this.#state}`);
     if (this.#broken) throw this.#broken;
     if (typeof fn !== 'function' && (typeof fn !== 'object' || fn === null)) throw invalidArgType('fn', 'a function or a TaskRef { module, name }', fn);
@@ -455,7 +458,9 @@ export class Pool {
     const limit = timeout === undefined ? undefined : validateTimeout(timeout, 'options.timeout');
     const { fn: ref, index } = this.#fnRef(fn, 'fn');
     if (signal?.aborted) throw abortError(signal);
-    return { ref, index, limit, signal, costKey: fn };
+    let cost = this.#costs.get(fn as object);
+    if (!cost) this.#costs.set(fn as object, (cost = { perItem: undefined }));
+    return { ref, index, spread, limit, signal, cost, done, fail };
   }
 
   // Waits while the queue is full (maxQueued); a pool terminated meanwhile takes no more.
@@ -465,11 +470,11 @@ export class Pool {
     if (this.#broken) throw this.#broken;
   }
 
-  #enqueue(p: Prepared, list: unknown[], spread: boolean, resolve: (results: unknown[]) => void, reject: (error: Error) => void): void {
-    const chunk: Chunk = { fn: p.ref, fnIndex: p.index, list, spread, timeout: p.limit, signal: p.signal, resolve, reject, queuedAt: performance.now(), costKey: p.costKey, estimate: 0 };
-    if (p.signal) {
+  #enqueue(call: Call, list: unknown[], at: number): void {
+    const chunk: Chunk = { call, list, at, queuedAt: performance.now(), estimate: 0 };
+    if (call.signal) {
       chunk.onAbort = () => this.#abort(chunk);
-      p.signal.addEventListener('abort', chunk.onAbort, { once: true });
+      call.signal.addEventListener('abort', chunk.onAbort, { once: true });
     }
     this.#queue.push(chunk);
     if (this.#pending++ === 0) this.#keepAlive = setInterval(() => {}, 2 ** 31 - 1);
@@ -477,28 +482,32 @@ export class Pool {
   }
 
   async #submit(fn: Function, list: unknown[], spread: boolean, options: TaskOptions): Promise<unknown[]> {
-    const prepared = this.#prepare(fn, options);
+    let resolve!: (results: unknown[]) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<unknown[]>((res, rej) => ((resolve = res), (reject = rej)));
+    const call = this.#prepare(fn, options, spread, (_, results) => resolve(results), (_, error) => reject(error));
     if (this.#queue.length >= this.#maxQueued) await this.#room();
-    return new Promise<unknown[]>((resolve, reject) => this.#enqueue(prepared, list, spread, resolve, reject));
+    this.#enqueue(call, list, 0);
+    return promise;
   }
 
   #settle(chunk: Chunk, error: Error | undefined, results?: unknown[]): void {
     if (chunk.settled) return;
     chunk.settled = true;
     if (--this.#pending === 0) clearInterval(this.#keepAlive);
-    if (chunk.onAbort) chunk.signal!.removeEventListener('abort', chunk.onAbort);
+    if (chunk.onAbort) chunk.call.signal!.removeEventListener('abort', chunk.onAbort);
     if (chunk.startedAt !== undefined) record(this.#stats.runMs, performance.now() - chunk.startedAt);
     if (error) {
       this.#stats.failed += chunk.list.length;
-      chunk.reject(error);
+      chunk.call.fail(chunk, error);
     } else {
       this.#stats.done += chunk.list.length;
-      chunk.resolve(results!);
+      chunk.call.done(chunk, results!);
     }
   }
 
   #abort(chunk: Chunk): void {
-    const error = abortError(chunk.signal!);
+    const error = abortError(chunk.call.signal!);
     if ([...this.#queue].includes(chunk)) {
       // Settled, it is skipped when its turn comes.
       this.#settle(chunk, error);
@@ -682,8 +691,8 @@ export class Pool {
       worker.loadMs -= chunk.estimate;
       if (chunk.startedAt !== undefined && chunk.list.length > 0) {
         const perItem = (performance.now() - chunk.startedAt) / chunk.list.length;
-        const known = this.#costs.get(chunk.costKey);
-        this.#costs.set(chunk.costKey, known === undefined ? perItem : known + (perItem - known) * 0.2);
+        const cost = chunk.call.cost;
+        cost.perItem = cost.perItem === undefined ? perItem : cost.perItem + (perItem - cost.perItem) * 0.2;
       }
       this.#settle(chunk, reply[0] === 'fail' ? rebuildError(reply[2]) : undefined, reply[0] === 'done' ? reply[2] : undefined);
     }
@@ -696,10 +705,11 @@ export class Pool {
     if (!head || head.startedAt !== undefined) return;
     head.startedAt = performance.now();
     record(this.#stats.waitMs, head.startedAt - head.queuedAt);
-    if (head.timeout !== undefined) {
-      const limit = head.timeout * head.list.length;
+    const timeout = head.call.limit;
+    if (timeout !== undefined) {
+      const limit = timeout * head.list.length;
       worker.timer = setTimeout(() => {
-        if (worker.inflight[0] === head) this.#cutOff(worker, new TimeoutError(`forkwise: the task ran longer than its timeout (${head.timeout} ms)`));
+        if (worker.inflight[0] === head) this.#cutOff(worker, new TimeoutError(`forkwise: the task ran longer than its timeout (${timeout} ms)`));
       }, limit);
     }
   }
@@ -729,7 +739,7 @@ export class Pool {
       const worker = this.#pickWorker(chunk);
       if (!worker) break;
       this.#queue.shift();
-      const cost = this.#costs.get(chunk.costKey);
+      const cost = chunk.call.cost.perItem;
       chunk.estimate = cost === undefined ? UNKNOWN_CHUNK_MS : cost * chunk.list.length;
       worker.loadMs += chunk.estimate;
       worker.inflight.push(chunk);
@@ -754,7 +764,7 @@ export class Pool {
   // serialized once, with the message; if they cannot be, each chunk is tried alone, and
   // those that cannot go fail with the error that names the argument.
   #send(worker: Worker, chunks: Chunk[]): void {
-    const tasks = chunks.map((chunk, i): OneTask => ['task', worker.sent + i + 1, chunk.fn, chunk.list, chunk.spread]);
+    const tasks = chunks.map((chunk, i): OneTask => ['task', worker.sent + i + 1, chunk.call.ref, chunk.list, chunk.call.spread]);
     try {
       worker.conn.send(tasks.length === 1 ? tasks[0]! : (['tasks', tasks] satisfies TaskMessage));
       worker.sent += tasks.length;
@@ -790,7 +800,7 @@ export class Pool {
     for (const worker of this.#workers) {
       const held = worker.inflight.length;
       if (worker.retiring || worker.knows < 0 || held >= MAX_INFLIGHT || (held >= 2 && worker.loadMs >= TARGET_MS)) continue;
-      if (chunk.fnIndex >= worker.knows) {
+      if (chunk.call.index >= worker.knows) {
         if (held === 0) unaware = worker;
         continue;
       }
