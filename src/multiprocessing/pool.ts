@@ -5,9 +5,10 @@
  * (`inflight`, in the order the worker runs them), so a worker's end, a timeout or an abort
  * settles exactly the tasks it concerns.
  *
- * - Each worker has a duplex Pipe; up to PREFETCH chunks wait at a worker so it never idles
- *   between them; what a worker gets at once goes in one message. The first of a worker's `inflight` is the one running: its timeout counts
- *   from when it became first.
+ * - Each worker has a duplex Pipe. A worker holds chunks estimated at TARGET_MS of work (from
+ *   each function's measured time per item), so it never idles between them and many tiny
+ *   tasks go in one message; it answers each chunk on its own. The first of a worker's
+ *   `inflight` is the one running: its timeout counts from when it became first.
  * - A worker that ends with tasks fails the running one with WorkerDiedError (pid, exit code
  *   or signal) and gives the others back to the queue; it is replaced while the pool runs.
  * - A task's timeout or abort while it runs ends its worker (SIGTERM, then SIGKILL; a thread:
