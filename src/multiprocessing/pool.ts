@@ -762,24 +762,23 @@ export class Pool {
   }
 
   // One message for `chunks` (already in the worker's inflight, last). Arguments are
-  // serialized once, with the message; if they cannot be, each chunk is tried alone, and
-  // those that cannot go fail with the error that names the argument.
+  // serialized once, with the message. If that fails, each chunk goes alone, and one that
+  // cannot (an argument that cannot be cloned, named; a message too large) fails with why.
   #send(worker: Worker, chunks: Chunk[]): void {
-    const tasks = chunks.map((chunk, i): OneTask => ['task', worker.sent + i + 1, chunk.call.ref, chunk.list, chunk.call.spread]);
+    const tasks = chunks.map((chunk): OneTask => ['task', ++worker.sent, chunk.call.ref, chunk.list, chunk.call.spread]);
+    const gone = (error: unknown): boolean => (error as { code?: string }).code === 'ERR_EOF';
     try {
       worker.conn.send(tasks.length === 1 ? tasks[0]! : (['tasks', tasks] satisfies TaskMessage));
-      worker.sent += tasks.length;
       return;
     } catch (error) {
-      // The worker is gone: its end gives back what it holds.
-      if ((error as { code?: string }).code === 'ERR_EOF') return;
+      if (gone(error)) return; // the worker is gone: its end gives back what it holds
     }
-    const good: Chunk[] = [];
-    for (const chunk of chunks) {
+    for (const [i, chunk] of chunks.entries()) {
       try {
         serialize(chunk.list, 'args');
-        good.push(chunk);
+        worker.conn.send(tasks[i]);
       } catch (error) {
+        if (gone(error)) return;
         worker.inflight.splice(worker.inflight.indexOf(chunk), 1);
         worker.loadMs -= chunk.estimate;
         if (chunk.startedAt !== undefined) {
@@ -790,7 +789,6 @@ export class Pool {
       }
     }
     this.#startHead(worker);
-    if (good.length > 0 && good.length < chunks.length) this.#send(worker, good);
   }
 
   // Least loaded first. A worker takes chunks while the work it holds is estimated under
