@@ -108,6 +108,14 @@ describe('multiprocessing: Pool', function () {
       { name: 'RangeError', message: 'odd' },
     );
     await assert.rejects(pool.apply(() => () => 1), { code: 'ERR_FORKWISE_NOT_CLONEABLE' });
+    // Sent in one message with the others: it fails alone, naming the argument, and the others run.
+    const seen: number[] = [];
+    await assert.rejects(
+      pool.map((x: number) => x, [1, (() => 2) as never, 3], { chunksize: 1, onProgress: (done) => seen.push(done) }),
+      { code: 'ERR_FORKWISE_NOT_CLONEABLE', message: /args\[0\]/ },
+    );
+    for (let i = 0; i < 100 && seen.length < 2; i++) await sleep(20);
+    assert.deepEqual(seen, [1, 2]);
     const failed = await pool.apply(() => {
       throw new TypeError('bad');
     }).catch((e: Error) => e);
