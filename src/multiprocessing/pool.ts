@@ -156,7 +156,6 @@ interface Worker {
   readerActive: boolean;
   /** Called at its first answer (or end): the next fork may be made. */
   settledIn: () => void;
-  reading: Promise<void> | undefined;
   timer?: NodeJS.Timeout;
 }
 
@@ -556,7 +555,7 @@ export class Pool {
         () => {},
       );
     }
-    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], loadMs: 0, sent: 0, retiring: false, recycling: false, readerActive: false, reading: undefined, settledIn };
+    const worker: Worker = { handle, conn, childEnd, knows: inherits ? -1 : Infinity, inflight: [], loadMs: 0, sent: 0, retiring: false, recycling: false, readerActive: false, settledIn };
     this.#workers.add(worker);
     // The fork is made on the next turn of the loop, and this runs right after it: nothing
     // can have been registered in between.
@@ -577,19 +576,19 @@ export class Pool {
     worker.handle.stop();
   }
 
-  async #workerEnded(worker: Worker, end: WorkerEnd): Promise<void> {
+  #workerEnded(worker: Worker, end: WorkerEnd): void {
     worker.settledIn();
     if (this.#state === 'inherited') return;
     clearTimeout(worker.timer);
-    // Its end held here no longer: the reads below reach end-of-file once what it answered
-    // before it ended has been read.
     if (worker.childEnd) {
       worker.childEnd.close();
       worker.childEnd = undefined;
       forgetName(worker.conn);
     }
-    if (this.#kind.eofAtEnd) await this.#read(worker);
-    else this.#takeReplies(worker);
+    // It has ended: what it answered is in the pipe already (a send blocks until all but the
+    // last ring-full is read), so it is taken now, without waiting for an end-of-file that
+    // depends on who else holds the pipe (a thread's end is this process's own).
+    this.#takeReplies(worker);
     clearTimeout(worker.timer);
     worker.conn.close();
     worker.handle.release();
@@ -613,12 +612,11 @@ export class Pool {
   // is taken before the pool sends more, so that one message carries what the answers made
   // room for. A worker holding a backlog of short tasks is looked at once a millisecond
   // instead of waking this thread for each answer (it then has no one to wake either).
-  #read(worker: Worker): Promise<void> {
+  #read(worker: Worker): void {
     if (!worker.readerActive) {
       worker.readerActive = true;
-      worker.reading = this.#readLoop(worker);
+      void this.#readLoop(worker);
     }
-    return worker.reading ?? Promise.resolve();
   }
 
   async #readLoop(worker: Worker): Promise<void> {
@@ -753,7 +751,7 @@ export class Pool {
     for (const [worker, list] of outgoing) {
       this.#send(worker, list);
       if (worker.retiring) worker.conn.send(['stop'] satisfies TaskMessage);
-      void this.#read(worker);
+      this.#read(worker);
     }
     this.#wakeRoom();
     if (this.#state === 'closed' && this.#queue.length === 0) {

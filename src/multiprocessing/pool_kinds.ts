@@ -4,14 +4,12 @@
  *
  * - A process (`Pool`, per start method): a daemon `Process` whose target is the worker
  *   loop (pool_worker.ts). It is ended with SIGTERM, then SIGKILL after a grace period, and
- *   its end is an exit code or a signal. Its end of the Connection is its own: the pool
- *   reads what it answered up to end-of-file.
+ *   its end is an exit code or a signal.
  * - A thread (`ThreadPool`): a `worker_threads` Worker running the same loop
  *   (pool_thread_main.ts), its Connection and setup sent by handle. It is ended with
  *   `Worker.terminate()`; its end is an exit code (`process.exit(n)` in it, 1 for an
- *   uncaught error, which comes with it). Its end of the Connection is counted in this
- *   process's own slot of the holders table, so no end-of-file comes when it ends: the pool
- *   takes what is already there and stops reading.
+ *   uncaught error, which comes with it).
+ * Either way, once a worker has ended the pool takes the answers already in its pipe.
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -57,8 +55,6 @@ export interface WorkerKind {
   readonly name: StartMethod | 'thread';
   /** Workers inherit the parent's functions (fork) instead of getting them by source. */
   readonly inherits: boolean;
-  /** A worker's end of its Connection reaches end-of-file here once the worker has ended. */
-  readonly eofAtEnd: boolean;
   /**
    * `inChild`: run first in a forked worker (it closes what is not that worker's). A fork
    * is made once `after` has resolved (forks block this thread: the pool spaces them).
@@ -77,7 +73,6 @@ export function processWorkers(method: StartMethod): WorkerKind {
   return {
     name: method,
     inherits: method === 'fork',
-    eofAtEnd: true,
     start(childEnd, setup, inChild, after) {
       const proc =
         method === 'fork'
@@ -141,7 +136,6 @@ export function processWorkers(method: StartMethod): WorkerKind {
 export const threadWorkers: WorkerKind = {
   name: 'thread',
   inherits: false,
-  eofAtEnd: false,
   start(childEnd, setup) {
     // The Connection by handle, and the initializer's arguments as any task's (forkwise
     // objects by handle): serialized here, so that what cannot cross fails here.
