@@ -1,6 +1,6 @@
-// What a task costs in a pool: forkwise/multiprocessing's Pool (fork, forkserver) against
-// piscina, workerpool and tinypool (worker_threads) and CPython's multiprocessing.Pool, in four
-// scenarios run side by side:
+// What a task costs in a pool: forkwise/multiprocessing's Pool (fork, forkserver) and
+// ThreadPool against piscina, workerpool and tinypool (worker_threads) and CPython's
+// multiprocessing.Pool and ThreadPool, in four scenarios run side by side:
 //
 //   tiny       TINY tasks x => x + 1, one task per message (chunksize 1; the Node peers have
 //              no chunking, so one run() or exec() per item) and with automatic chunking (map)
@@ -9,7 +9,8 @@
 //   dataset    a map over a 1e6-object dataset built in the parent, read with imap: time to
 //              the first result and to the last. forkwise fork workers inherit the data; the
 //              peers' workers (and forkserver's, which share nothing with the parent) must
-//              build it, each, before their first task. Then again on the same pool
+//              build it, each, before their first task (so do ThreadPool's threads). Then
+//              again on the same pool
 //   memory     during the dataset map, once every result is in and the workers idle: the
 //              summed PSS (/proc/PID/smaps_rollup) of the runner and all its descendants,
 //              against one process holding the dataset
@@ -50,10 +51,12 @@ const SPIN_MS = 1; // CPU per task of the cpu scenario
 const CONTENDERS = [
   { name: 'fw_fork', label: 'forkwise Pool, fork', method: 'fork', flags: ['--single-threaded'] },
   { name: 'fw_forkserver', label: 'forkwise Pool, forkserver', method: 'forkserver', flags: [] },
+  { name: 'fw_thread', label: 'forkwise ThreadPool', method: 'thread', flags: [] },
   { name: 'piscina', label: 'piscina', flags: [] },
   { name: 'workerpool', label: 'workerpool', flags: [] },
   { name: 'tinypool', label: 'tinypool', flags: [] },
   { name: 'python', label: 'CPython Pool, fork', python: true },
+  { name: 'python_thread', label: 'CPython ThreadPool', python: 'thread' },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -142,12 +145,13 @@ async function datasetRun(imap) {
 
 // `part`: 'tiny', 'cpu' or 'dataset', each in a fresh runner.
 async function runForkwise(method, part, spinN) {
-  const { Pool, stopForkserver } = await import('forkwise/multiprocessing');
+  const { Pool, ThreadPool, stopForkserver } = await import('forkwise/multiprocessing');
+  const makePool = (options) => (method === 'thread' ? new ThreadPool(options) : new Pool({ ...options, startMethod: method }));
   const result = {};
   let pool;
   try {
-    if (part === 'dataset') return await forkwiseDataset(Pool, method);
-    pool = new Pool({ processes: WORKERS, startMethod: method });
+    if (part === 'dataset') return await forkwiseDataset(makePool, method);
+    pool = makePool({ processes: WORKERS });
     // Warm-up: a worker forked before a function was first handed to the pool is replaced by
     // one that knows it, on its first task of that function.
     const warm = (fn, arg) => pool.map(fn, Array.from({ length: 8 * WORKERS }, () => arg), { chunksize: 1 });
@@ -170,20 +174,20 @@ async function runForkwise(method, part, spinN) {
   }
 }
 
-// fork workers read the parent's dataset; forkserver workers build their own in an
-// initializer (they share nothing with this process), as the peers' do.
-async function forkwiseDataset(Pool, method) {
+// fork workers read the parent's dataset; forkserver workers and threads build their own in
+// an initializer (they share nothing with this process), as the peers' do.
+async function forkwiseDataset(makePool, method) {
   const data = buildDataset(DATASET);
   const onePss = treePss(); // one process holding the dataset
   let pool;
   let task;
   const imap = (keys) => {
     if (method === 'fork') {
-      pool ??= new Pool({ processes: DATASET_WORKERS, startMethod: method });
+      pool ??= makePool({ processes: DATASET_WORKERS });
       task ??= (k) => sumSlice(data, k, SLICE);
     } else {
       const setup = `globalThis.data = (${buildDataset})(${DATASET}); globalThis.sumSliceOf = ${sumSlice};`;
-      pool ??= new Pool({ processes: DATASET_WORKERS, startMethod: method, initializer: new Function(setup) });
+      pool ??= makePool({ processes: DATASET_WORKERS, initializer: new Function(setup) });
       task ??= new Function('k', `return globalThis.sumSliceOf(globalThis.data, k, ${SLICE});`);
     }
     return pool.imap(task, keys, { chunksize: 1 });
@@ -289,24 +293,27 @@ async function runPeer(name, part, spinN) {
 const RUNNERS = {
   fw_fork: (part, spinN) => runForkwise('fork', part, spinN),
   fw_forkserver: (part, spinN) => runForkwise('forkserver', part, spinN),
+  fw_thread: (part, spinN) => runForkwise('thread', part, spinN),
   piscina: (part, spinN) => runPeer('piscina', part, spinN),
   workerpool: (part, spinN) => runPeer('workerpool', part, spinN),
   tinypool: (part, spinN) => runPeer('tinypool', part, spinN),
 };
 
 // ---------------------------------------------------------------------------------------
-// CPython runner: the tiny scenario, map with chunksize=1 and with its automatic chunksize.
+// CPython runner: the tiny scenario, map with chunksize=1 and with its automatic chunksize,
+// on a Pool (fork) or a ThreadPool.
 
 const PYTHON_RUNNER = String.raw`
-import json, multiprocessing as mp, sys, time
+import json, multiprocessing as mp, multiprocessing.pool, sys, time
 
 def inc(x):
     return x + 1
 
 def main():
-    n, workers = int(sys.argv[1]), int(sys.argv[2])
+    n, workers, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     items = list(range(n))
-    with mp.get_context('fork').Pool(workers) as pool:
+    make = mp.pool.ThreadPool if kind == 'thread' else mp.get_context('fork').Pool
+    with make(workers) as pool:
         pool.map(inc, [0, 1, 2, 3])
         start = time.perf_counter()
         pool.map(inc, items, chunksize=1)
@@ -320,9 +327,9 @@ if __name__ == '__main__':
     main()
 `;
 
-function runPython() {
+function runPython(kind) {
   const script = writeCache('pool_runner.py', PYTHON_RUNNER);
-  return runCommand('python3', [script, String(TINY), String(WORKERS)]);
+  return runCommand('python3', [script, String(TINY), String(WORKERS), kind]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -346,7 +353,7 @@ async function orchestrate(json) {
   const hasPython = onPath('python3');
   for (const { name, flags, python } of CONTENDERS) {
     if (python) {
-      if (hasPython) jobs.push({ name, part: 'tiny', run: runPython });
+      if (hasPython) jobs.push({ name, part: 'tiny', run: () => runPython(python === 'thread' ? 'thread' : 'process') });
       else skipped[name] = 'python3 is not on PATH';
     } else if (problem && name.startsWith('fw_')) {
       skipped[name] = problem;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { Pool, WorkerDiedError, stopForkserver, type StartMethod } from 'forkwise/multiprocessing';
-import { fixtures } from './helpers';
+import { fixtures, runNode } from './helpers';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const tasks = join(fixtures, 'mp-tasks.js');
@@ -107,6 +108,14 @@ describe('multiprocessing: Pool', function () {
       { name: 'RangeError', message: 'odd' },
     );
     await assert.rejects(pool.apply(() => () => 1), { code: 'ERR_FORKWISE_NOT_CLONEABLE' });
+    // Sent in one message with the others: it fails alone, naming the argument, and the others run.
+    const seen: number[] = [];
+    await assert.rejects(
+      pool.map((x: number) => x, [1, (() => 2) as never, 3], { chunksize: 1, onProgress: (done) => seen.push(done) }),
+      { code: 'ERR_FORKWISE_NOT_CLONEABLE', message: /args\[0\]/ },
+    );
+    for (let i = 0; i < 100 && seen.length < 2; i++) await sleep(20);
+    assert.deepEqual(seen, [1, 2]);
     const failed = await pool.apply(() => {
       throw new TypeError('bad');
     }).catch((e: Error) => e);
@@ -149,6 +158,28 @@ describe('multiprocessing: Pool', function () {
     const pids = await pool.map(() => process.pid, [1, 2, 3, 4], { chunksize: 1 });
     assert.equal(pids.length, 4);
     assert.equal(new Set(pids).size, 4);
+  });
+
+  it('a task that exits with code 0 fails with WorkerDiedError (it is not run again)', async () => {
+    await using pool = new Pool({ processes: 1, startMethod: 'fork' });
+    await assert.rejects(pool.apply(() => process.exit(0)), { name: 'WorkerDiedError', exitCode: 0 });
+    assert.equal(await pool.apply(() => 'next'), 'next');
+  });
+
+  it('pending tasks keep the process alive while workers are replaced; an idle pool does not', async () => {
+    for (const method of ['fork', 'forkserver']) {
+      const outcome = await runNode('pool-lifetime.js', [method], { timeoutMs: 30000 });
+      assert.equal(outcome.code, 0, outcome.stderr);
+      assert.equal(outcome.stdout, 'sum 1560\n', method);
+    }
+  });
+
+  it("recycled workers leave no pipe segment behind in /dev/shm", async () => {
+    const mine = (): number => readdirSync('/dev/shm').filter((name) => name.startsWith(`forkwise-${process.pid}-`)).length;
+    const before = mine();
+    await using pool = new Pool({ processes: 2, startMethod: 'fork', maxTasksPerChild: 1 });
+    await pool.map((x: number) => x, Array.from({ length: 20 }, (_, i) => i), { chunksize: 1 });
+    assert.ok(mine() - before <= 2, `${mine() - before} segments left for 20 workers`);
   });
 
   it('maxQueued holds submitters back; imap reads its input lazily', async () => {

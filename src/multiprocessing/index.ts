@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 export * from '../sync/index';
 export * from '../messaging/index';
 export { Process, activeChildren, type ProcessOptions } from './process';
-export { Pool, AsyncResult, WorkerDiedError, type PoolOptions, type TaskOptions, type MapOptions } from './pool';
+export { Pool, ThreadPool, AsyncResult, WorkerDiedError, type PoolOptions, type ThreadPoolOptions, type TaskOptions, type MapOptions } from './pool';
 export { currentProcess, parentProcess, ProcessView } from './identity';
 export { getContext, type Context } from './context';
 export { getStartMethod, setStartMethod, getAllStartMethods, type StartMethod } from './start_method';

@@ -2,26 +2,30 @@
  * A pool worker's loop (pool.ts is the parent's side). It reads tasks from its Connection,
  * blocking between them (a worker has nothing else to do), runs each and answers on the same
  * Connection, in order:
- *   parent → worker   ['task', seq, fn, argsList]   run fn(...args) for each args of the list
+ *   parent → worker   ['task', seq, fn, list, spread] run fn(...args) for each args array of
+ *                                                   the list (spread), or fn(item) for each item
  *                     ['tasks', [task, ...]]          several at once
  *                     ['stop']                        finish and exit
  *   worker → parent   ['done', seq, results]
  *                     ['fail', seq, error]            a plain { name, message, stack, code }
  *                     ['init-failed', error]          the initializer threw; the worker exits
+                     ['recycle']                     grown past maxMemoryPerChild: it exits
+                                                     (cleanly) without starting the rest
  * A worker answers each task as soon as it is done, so that the parent always knows which
  * one runs (a death or a timeout concerns exactly that one).
  * `fn` is an index into the function registry that a forked worker inherited, or a TaskSpec
- * (spawn, forkserver, threads), loaded once per worker.
+ * (spawn, forkserver, threads), loaded once per worker. The same loop runs in a worker process
+ * (a Process's target) and in a ThreadPool's worker thread (pool_thread_main.ts).
  */
 import type { Connection } from '../messaging/connection';
 import { loadTarget, type TaskSpec } from '../messaging/task';
 
 export type FnRef = number | TaskSpec;
-export type OneTask = ['task', number, FnRef, unknown[][]];
+export type OneTask = ['task', number, FnRef, unknown[], boolean];
 export type TaskMessage = OneTask | ['tasks', OneTask[]] | ['stop'];
 export type ErrorRecord = { name: string; message: string; stack?: string; code?: unknown };
 export type TaskReply = ['done', number, unknown[]] | ['fail', number, ErrorRecord];
-export type ReplyMessage = TaskReply | ['init-failed', ErrorRecord];
+export type ReplyMessage = TaskReply | ['init-failed', ErrorRecord] | ['recycle'];
 
 /**
  * Functions the parent has handed to a pool, by index. A forked worker has the entries that
@@ -79,13 +83,13 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
       return;
     }
   }
-  const run = async ([, seq, ref, argsList]: OneTask): Promise<void> => {
+  const run = async ([, seq, ref, list, spread]: OneTask): Promise<void> => {
     const results: unknown[] = [];
     let reply: TaskReply;
     try {
-      const fn = await resolveFn(ref);
-      for (const args of argsList) {
-        const result = fn(...args);
+      const fn = typeof ref === 'number' ? registry[ref]! : await resolveFn(ref);
+      for (const item of list) {
+        const result = spread ? fn(...(item as unknown[])) : fn(item);
         results.push(isThenable(result) ? await result : result);
       }
       reply = ['done', seq, results];
@@ -99,8 +103,8 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
       conn.send(['fail', seq, errorRecord(error)] satisfies ReplyMessage);
     }
   };
-  // Recycled by memory: the parent sees the exit, gives what this worker had not started to
-  // another, and starts a new one.
+  // Recycled by memory: said before the exit, so that the parent gives what this worker had
+  // not started to another (an exit without it, even with code 0, is a death mid-task).
   const tooBig = (): boolean => setup.maxMemoryPerChild !== undefined && process.memoryUsage.rss() > setup.maxMemoryPerChild;
   for (;;) {
     let message: TaskMessage;
@@ -112,7 +116,10 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
     if (message[0] === 'stop') return;
     for (const task of message[0] === 'tasks' ? message[1] : [message]) {
       await run(task);
-      if (tooBig()) return;
+      if (tooBig()) {
+        conn.send(['recycle'] satisfies ReplyMessage);
+        return;
+      }
     }
   }
 }
