@@ -43,9 +43,14 @@ import { getStartMethod, validateStartMethod, type StartMethod } from './start_m
 const TARGET_MS = 4;
 const UNKNOWN_CHUNK_MS = TARGET_MS / 4;
 const MAX_INFLIGHT = 4096;
-// A worker holding at least POLL_BACKLOG chunks and POLL_EVERY_MS of work is read on a timer.
+// A worker holding enough work that it will not run dry meanwhile is read on a timer rather
+// than waking this thread for each answer: every POLL_EVERY_MS once it holds POLL_BACKLOG
+// chunks and that much work (tiny tasks), every POLL_LONG_MS once it holds two chunks and
+// more work than that (long tasks: two workers busy with 1 ms tasks on 2 vCPUs went from
+// 82-83% of the ideal throughput to 84-90%, the parent's CPU from 160 to 105 ms per 2,000).
 const POLL_BACKLOG = 8;
 const POLL_EVERY_MS = 1;
+const POLL_LONG_MS = 2;
 // The longest the forks after a pool's first wait for it to answer its first tasks.
 const FORK_SPACING_MS = 30;
 // imap's look-ahead, in chunks per worker.
@@ -626,8 +631,9 @@ export class Pool {
       // the looks in between only take what is there.
       while (worker.inflight.length > 0) {
         let taken = 0;
-        if (worker.inflight.length >= POLL_BACKLOG && worker.loadMs >= POLL_EVERY_MS) {
-          await sleep(POLL_EVERY_MS);
+        const poll = this.#pollInterval(worker);
+        if (poll > 0) {
+          await sleep(poll);
           if (worker.conn.closed) break;
           taken = this.#takeReplies(worker);
         }
@@ -642,6 +648,14 @@ export class Pool {
     } finally {
       worker.readerActive = false;
     }
+  }
+
+  // How long the reader of `worker` may sleep before it looks (0: wait for an answer).
+  #pollInterval(worker: Worker): number {
+    const held = worker.inflight.length;
+    if (held >= POLL_BACKLOG && worker.loadMs >= POLL_EVERY_MS) return POLL_EVERY_MS;
+    if (held >= 2 && worker.loadMs > POLL_LONG_MS) return POLL_LONG_MS;
+    return 0;
   }
 
   // Takes the complete answers there are now (how many). A thread's are taken so when it
