@@ -47,11 +47,12 @@ const MAX_INFLIGHT = 4096;
 // than waking this thread for each answer (#pollInterval):
 // - tiny tasks, POLL_BACKLOG chunks or more: every POLL_EVERY_MS (this thread, which reads
 //   and sends for every task, is what limits them);
-// - short chunks (SHORT_CHUNK_MS to LONG_CHUNK_MS each): the workers are what limits, and a
-//   wake-up per answer here takes a CPU from them, so a worker holds SHORT_TARGET_MS and is
-//   read every POLL_SHORT_MS (two workers busy with 1 ms tasks on 2 vCPUs, paired runs:
-//   82-83% of the ideal throughput woken per answer, 87-90% read every 2 ms with 4 ms
-//   held, 89-93% read every 3 ms with 8 ms held);
+// - short chunks (SHORT_CHUNK_MS to LONG_CHUNK_MS each) with SHORT_BACKLOG more waiting:
+//   the workers are what limits, and a wake-up per answer here takes a CPU from them, so a
+//   worker holds SHORT_TARGET_MS and is read every POLL_SHORT_MS (two workers busy with
+//   1 ms tasks on 2 vCPUs, paired runs: 82-83% of the ideal throughput woken per answer,
+//   87-90% read every 2 ms with 4 ms held, 90-92% read every 3 ms with 8 ms held). Only
+//   with a backlog: a short map that looks late at its last answers ends late;
 // - longer ones: every POLL_LONG_MS, with two chunks held.
 const POLL_BACKLOG = 8;
 const POLL_EVERY_MS = 1;
@@ -59,6 +60,7 @@ const SHORT_CHUNK_MS = 0.25;
 const LONG_CHUNK_MS = 2;
 const SHORT_TARGET_MS = 8;
 const POLL_SHORT_MS = 3;
+const SHORT_BACKLOG = 64;
 const POLL_LONG_MS = 2;
 // The longest the forks after a pool's first wait for it to answer its first tasks.
 const FORK_SPACING_MS = 30;
@@ -663,11 +665,15 @@ export class Pool {
   #pollInterval(worker: Worker): number {
     const held = worker.inflight.length;
     const load = worker.loadMs;
-    const short = load >= held * SHORT_CHUNK_MS && load <= held * LONG_CHUNK_MS;
-    if (held >= 2 && short && load >= 2 * POLL_SHORT_MS) return POLL_SHORT_MS;
+    if (held >= 2 && this.#shortRegime(load / held) && load >= 2 * POLL_SHORT_MS) return POLL_SHORT_MS;
     if (held >= POLL_BACKLOG && load >= POLL_EVERY_MS) return POLL_EVERY_MS;
     if (held >= 2 && load > POLL_LONG_MS) return POLL_LONG_MS;
     return 0;
+  }
+
+  // Short chunks with a backlog waiting (above POLL_SHORT_MS): the workers are what limits.
+  #shortRegime(chunkMs: number): boolean {
+    return chunkMs >= SHORT_CHUNK_MS && chunkMs <= LONG_CHUNK_MS && this.#queue.length >= SHORT_BACKLOG;
   }
 
   // Takes the complete answers there are now (how many). A thread's are taken so when it
@@ -819,8 +825,7 @@ export class Pool {
   // TARGET_MS, SHORT_TARGET_MS for short chunks (at least two, so that it never waits
   // between them; at most MAX_INFLIGHT).
   #pickWorker(chunk: Chunk): Worker | undefined {
-    const short = chunk.estimate >= SHORT_CHUNK_MS && chunk.estimate <= LONG_CHUNK_MS;
-    const target = short ? SHORT_TARGET_MS : TARGET_MS;
+    const target = this.#shortRegime(chunk.estimate) ? SHORT_TARGET_MS : TARGET_MS;
     let unaware: Worker | undefined;
     let best: Worker | undefined;
     for (const worker of this.#workers) {
