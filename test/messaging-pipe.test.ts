@@ -217,6 +217,56 @@ describe('messaging: Pipe and Connection', function () {
     }
   });
 
+  it('sendBytesAsync writes past a full ring without blocking the loop, in order; a blocking send meanwhile is refused; trySendBytes never waits', async function () {
+    const [a, b] = pipe();
+    const pid = children.fork(() => {
+      a.close();
+      sleepSync(300); // reads nothing for a while: the ring fills
+      const sizes: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const bytes = b.recvBytesSync(10000);
+        if (!bytes.every((x) => x === i + 1)) return 20 + i;
+        sizes.push(bytes.length);
+      }
+      return sizes.join() === `${3 << 20},10,${2 << 20}` ? 0 : 30;
+    });
+    b.close();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const sends = [a.sendBytesAsync(Buffer.alloc(3 << 20, 1)), a.sendBytesAsync(Buffer.alloc(10, 2)), a.sendBytesAsync(Buffer.alloc(2 << 20, 3))];
+    assert.throws(() => a.send('overtaking'), { code: 'ERR_FORKWISE_CONNECTION_BUSY' });
+    assert.equal(a.trySendBytes(Buffer.from('overtaking')), false);
+    await Promise.all(sends);
+    clearInterval(timer);
+    assert.ok(ticks >= 10, `the loop ran while the peer did not read (${ticks} ticks)`);
+    try {
+      a.send('after'); // allowed again (or EOF, if the child has already gone)
+    } catch (error) {
+      assert.equal(codeOf(error), 'ERR_EOF');
+    }
+    await children.ok(pid);
+    // Room enough: written at once.
+    const [c, d] = pipe();
+    await c.sendBytesAsync(Buffer.from('now'));
+    assert.equal(d.recvBytesSync(0).toString(), 'now');
+    // trySendBytes: all of it now, or nothing.
+    assert.equal(c.trySendBytes(Buffer.from('fits')), true);
+    assert.equal(c.trySendBytes(Buffer.alloc(2 << 20)), false);
+    assert.equal(d.recvBytesSync(0).toString(), 'fits');
+    assert.equal(d.pollSync(0), false);
+    // A reader that dies: the pending send rejects with EOFError.
+    const [e, f] = pipe();
+    const reader = children.fork(() => {
+      e.close();
+      sleepSync(30000);
+    });
+    f.close();
+    const pending = e.sendBytesAsync(Buffer.alloc(3 << 20));
+    await sleep(100);
+    children.killAndReap(reader);
+    await rejectsWith(pending, 'ERR_EOF', 3000);
+  });
+
   it('what an exited child sent is still read after it is gone', async function () {
     const [a, b] = pipe();
     const pid = children.fork(() => {

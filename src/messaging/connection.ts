@@ -15,7 +15,7 @@
  *   own copy at once; a spawned process or a worker holds its end once it has attached.
  */
 import { afterForkInChild, aroundFork } from '../posix/child';
-import { invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
+import { ForkwiseError, invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
 import { validateObject } from '../posix/validate';
 import { isSegmentName, SharedMemory } from '../sync/shared_memory';
 import { FOREVER, validateTimeout } from '../sync/waiting';
@@ -120,6 +120,9 @@ export class Connection {
   #reads: Promise<unknown> = Promise.resolve();
   #queuedReads = 0;
   #cancelWaits = new Set<() => void>();
+  // sendBytesAsync: how many are under way, and the last of them (they go in order).
+  #asyncWrites = 0;
+  #asyncWriteChain: Promise<void> = Promise.resolve();
   #lookedForDeadPeer = 0;
   // The peer's position as last read: `w` of the ring this end reads, `r` of the one it
   // writes. Positions only grow, so a stale one only understates what is there or free;
@@ -206,6 +209,55 @@ export class Connection {
     this.#writable();
     const bytes = bytesOf(data, offset, size);
     this.#write(bytes);
+  }
+
+  /**
+   * `sendBytes` without blocking the thread: what does not fit in the ring now is written
+   * as the peer reads, and the Promise resolves once all of it is in (rejects with
+   * `EOFError` if the peer goes first). Such sends from one thread go in the order they
+   * were made; a blocking `send` or `sendBytes` meanwhile throws (code
+   * `ERR_FORKWISE_CONNECTION_BUSY`) rather than overtake them. For a server that must not
+   * stall on one slow reader.
+   */
+  sendBytesAsync(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      this.#writable();
+      bytes = bytesOf(data, offset, size);
+      // Nothing ahead of it and room enough: written now, as sendBytes would.
+      if (this.#asyncWrites === 0) {
+        const state = this.#startWrite(bytes);
+        if (this.#writeSome(state)) return Promise.resolve();
+        return this.#queueAsync(() => this.#writeAsync(state));
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#queueAsync(() => this.#writeAsync(this.#startWrite(bytes)));
+  }
+
+  /**
+   * Sends the bytes as one message if the ring has room for all of them now; false (and
+   * nothing sent) otherwise, or while a `sendBytesAsync` is under way. Never waits.
+   */
+  trySendBytes(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): boolean {
+    this.#writable();
+    const bytes = bytesOf(data, offset, size);
+    if (this.#asyncWrites > 0) return false;
+    const state = this.#startWrite(bytes);
+    const ring = this.#send!;
+    if (ring.capacity - ((state.w - (this.#seenR = ring.r)) >>> 0) < 4 + state.padded) return false;
+    return this.#writeSome(state);
+  }
+
+  #queueAsync(write: () => Promise<void>): Promise<void> {
+    this.#asyncWrites++;
+    const done = this.#asyncWriteChain.then(write);
+    const settle = (): void => {
+      this.#asyncWrites--;
+    };
+    this.#asyncWriteChain = done.then(settle, settle);
+    return done;
   }
 
   /** The next message; rejects with `EOFError` when the peer is gone and nothing is left. */
@@ -429,39 +481,88 @@ export class Connection {
   }
 
   #write(bytes: Uint8Array): void {
+    if (this.#asyncWrites > 0) throw busyError();
+    const ring = this.#send!;
+    const state = this.#startWrite(bytes);
+    while (!this.#writeSome(state)) {
+      const woken = ring.waitSync(true, () => ((state.w - ring.r) >>> 0) < ring.capacity, -1);
+      this.#afterWaitForRoom(woken);
+    }
+  }
+
+  async #writeAsync(state: WriteState): Promise<void> {
+    const ring = this.#send!;
+    while (!this.#writeSome(state)) {
+      const woken = await new Promise<boolean>((resolve) => {
+        const ready = (): boolean => ((state.w - ring.r) >>> 0) < ring.capacity;
+        const stop = (): void => resolve(false);
+        this.#cancelWaits.add(stop);
+        const cancel = ring.waitAsync(true, ready, () => {
+          this.#cancelWaits.delete(stop);
+          resolve(ready());
+        });
+        if (this.#closed) {
+          cancel();
+          resolve(false);
+        }
+      });
+      this.#afterWaitForRoom(woken);
+    }
+  }
+
+  #startWrite(bytes: Uint8Array): WriteState {
     const length = bytes.length;
     if (length > MAX_MESSAGE) throw outOfRange('message size', `<= ${MAX_MESSAGE}`, length);
     if (!this.#peer.anyHeld()) throw new EOFError('The other end of the connection is closed');
+    return { bytes, padded: pad4(length), w: this.#send!.w, sent: -1 };
+  }
+
+  // Writes what fits of the message now; true once all of it is committed.
+  #writeSome(state: WriteState): boolean {
     const ring = this.#send!;
     const capacity = ring.capacity;
-    const padded = pad4(length);
-    let w = ring.w;
-    let sent = -1; // -1: the header is not written yet
-    for (;;) {
-      let free = capacity - ((w - this.#seenR) >>> 0);
-      if (free < 4 + padded - Math.max(sent, 0) || free > capacity) free = capacity - ((w - (this.#seenR = ring.r)) >>> 0);
-      if (sent < 0 && free >= 4) {
-        ring.writeWord(w, length);
-        w = (w + 4) >>> 0;
-        free -= 4;
-        sent = 0;
-      }
-      if (sent >= 0) {
-        const n = Math.min(free, padded - sent);
-        const real = Math.min(n, length - sent);
-        if (real > 0) ring.copyIn(w, bytes, sent, real);
-        w = (w + n) >>> 0;
-        sent += n;
-        ring.commitWrite(w);
-        if (sent === padded) return;
-      }
-      const woken = ring.waitSync(true, () => ((w - ring.r) >>> 0) < capacity, -1);
-      if (!woken && this.#peerGone()) {
-        throw new EOFError('The other end of the connection ended before reading the whole message');
-      }
-      if (this.#closed) throw closedError('Connection');
+    const { bytes, padded } = state;
+    let { w, sent } = state;
+    let free = capacity - ((w - this.#seenR) >>> 0);
+    if (free < 4 + padded - Math.max(sent, 0) || free > capacity) free = capacity - ((w - (this.#seenR = ring.r)) >>> 0);
+    if (sent < 0 && free >= 4) {
+      ring.writeWord(w, bytes.length);
+      w = (w + 4) >>> 0;
+      free -= 4;
+      sent = 0;
     }
+    if (sent >= 0) {
+      const n = Math.min(free, padded - sent);
+      const real = Math.min(n, bytes.length - sent);
+      if (real > 0) ring.copyIn(w, bytes, sent, real);
+      w = (w + n) >>> 0;
+      sent += n;
+      ring.commitWrite(w);
+    }
+    state.w = w;
+    state.sent = sent;
+    return sent === padded;
   }
+
+  #afterWaitForRoom(woken: boolean): void {
+    if (!woken && this.#peerGone()) {
+      throw new EOFError('The other end of the connection ended before reading the whole message');
+    }
+    if (this.#closed) throw closedError('Connection');
+  }
+}
+
+// A message being written: its bytes, their length padded, where the writer is, and how
+// much of it is in the ring (-1: not even its length).
+interface WriteState {
+  bytes: Uint8Array;
+  padded: number;
+  w: number;
+  sent: number;
+}
+
+function busyError(): ForkwiseError {
+  return new ForkwiseError('ERR_FORKWISE_CONNECTION_BUSY', 'A sendBytesAsync() on this Connection end has not finished: await it before sending more');
 }
 
 function bytesOf(data: unknown, offset: number, size: number | undefined): Uint8Array {
