@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +94,15 @@ function blobFrame(blob: Buffer): Buffer {
   out.writeUInt32LE(blob.length, 4);
   blob.copy(out, 8);
   return out;
+}
+
+// How many distinct segments named `prefix`… process `pid` maps.
+function serverSegmentsMapped(pid: number, prefix: string): number {
+  const names = readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .map((line) => /\/dev\/shm\/(\S+)/.exec(line)?.[1])
+    .filter((name): name is string => name !== undefined && name.startsWith(prefix));
+  return new Set(names).size;
 }
 
 function rawFrame(body: Buffer): Buffer {
@@ -285,8 +294,11 @@ describe('multiprocessing: Manager', function () {
     it('a client SIGKILLed in the middle of a call leaves the manager and the other clients working', async () => {
       const d = await manager.dict();
       const started = await manager.Event();
+      const lock = await manager.Lock();
+      const serverPid = manager.pid!;
+      const pipesBefore = serverSegmentsMapped(serverPid, `forkwise-${serverPid}-`);
       const victim = new Process({ target: ref('hammer'), args: [d, started] });
-      const bystander = new Process({ target: ref('increment'), args: [d, await manager.Lock(), 500, true] });
+      const bystander = new Process({ target: ref('increment'), args: [d, lock, 500, true] });
       await d.set('n', 0);
       victim.start();
       assert.equal(await started.wait(20000), true);
@@ -303,6 +315,38 @@ describe('multiprocessing: Manager', function () {
       assert.equal(bystander.exitCode, 0);
       assert.equal(await d.get('n'), 500);
       assert.equal(((await d.get('big0')) as string).length, 4 << 20);
+      // The server let go of the two clients' Pipes.
+      const deadline = Date.now() + 5000;
+      while (serverSegmentsMapped(serverPid, `forkwise-${serverPid}-`) > pipesBefore && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(serverSegmentsMapped(serverPid, `forkwise-${serverPid}-`), pipesBefore);
+    });
+
+    it('a client that does not read its replies stalls only itself', async function () {
+      const d = await manager.dict({ small: 1 });
+      await d.set('big', 'b'.repeat(1 << 20));
+      const stalled = await manager.Event();
+      const slow = new Process({
+        target: async (dict: DictProxy, ready: typeof stalled) => {
+          // 40 MB of replies asked for, then the loop blocked: nothing reads them for 3 s.
+          await dict.get('small'); // connected
+          const gets = Array.from({ length: 40 }, () => dict.get('big'));
+          ready.set(); // the requests went when asked for (the connection is up)
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
+          const all = (await Promise.all(gets)) as string[];
+          process.exitCode = all.every((v) => v.length === 1 << 20) ? 0 : 7;
+        },
+        args: [d, stalled],
+      });
+      slow.start();
+      assert.equal(await stalled.wait(20000), true);
+      const started = Date.now();
+      assert.equal(await d.get('small'), 1);
+      assert.equal(d.getSync('small'), 1);
+      assert.ok(Date.now() - started < 1000, `the others were served in ${Date.now() - started} ms`);
+      await slow.join(30000);
+      assert.equal(slow.exitCode, 0);
     });
   });
 
@@ -386,6 +430,30 @@ describe('multiprocessing: Manager', function () {
       await served;
       ours.close();
       assert.equal(existsSync(path), false);
+    });
+
+    it('on a Unix socket requests go through a shared-memory Pipe, whose name is gone once attached; over TCP they do not', async () => {
+      const path = join(dir, 'ring.sock');
+      await using local = await Manager.start({ address: path, authkey: 'k' });
+      const d = await local.dict();
+      await d.set('a', 1);
+      d.setSync('b', 2);
+      assert.deepEqual([await d.get('b'), d.getSync('a')], [2, 1]);
+      const prefix = `forkwise-${local.pid}-`;
+      // This thread's two connections (Promise and …Sync forms) each mapped a Pipe of the server.
+      assert.equal(serverSegmentsMapped(process.pid, prefix), 2);
+      assert.deepEqual(readdirSync('/dev/shm').filter((name) => name.startsWith(prefix)), []);
+      await using remote = await Manager.start({ address: { host: '127.0.0.1', port: 0 }, authkey: 'k' });
+      const r = await remote.dict();
+      await r.set('a', 1);
+      r.setSync('b', 2);
+      assert.equal(serverSegmentsMapped(process.pid, `forkwise-${remote.pid}-`), 0);
+      // Asking for a Pipe over TCP (a peer maybe on another host) closes that connection.
+      const peer = new RawPeer(remote.address as { host: string; port: number });
+      await peer.authenticate('k');
+      peer.send(rawFrame(Buffer.from([20, 0, 0, 0, 0])));
+      assert.equal(await peer.frame(), null);
+      assert.equal(await r.get('a'), 1);
     });
 
     it('oversized and malformed frames close that connection only', async () => {

@@ -13,10 +13,15 @@
  * The Promise forms and the `…Sync` forms of one thread use different connections: a
  * request not yet awaited may be overtaken by a `…Sync` one (await it first).
  *
+ * On a Unix socket (the manager is on this host) each connection asks for a shared-memory
+ * Pipe once authenticated, and its requests and replies go there (manager_server.ts); the
+ * socket stays open as the connection's lifetime.
+ *
  * The synchronization objects and queues are forkwise shared-memory objects created by the
  * server; their proxies call them directly (same host only).
  */
 import { closeSync, readSync, writeSync } from 'node:fs';
+import type { Connection } from '../messaging/connection';
 import { connect, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { inspect } from 'node:util';
@@ -68,6 +73,7 @@ class AsyncChannel {
   readonly #reader = new FrameReader();
   #closed: Error | undefined;
   #onFrame: (body: Buffer) => void;
+  #pipe: Connection | undefined;
 
   constructor(ref: ManagerRef) {
     const authkey = Buffer.from(ref.authkey, 'hex');
@@ -88,17 +94,20 @@ class AsyncChannel {
         const [proof] = readBlobs(body, 0);
         if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
         step = 2;
-        // Requests made during the handshake go now, in order.
-        const queued = this.#queued!;
-        this.#queued = undefined;
-        if (queued.length > 0) this.#socket.write(queued.length === 1 ? queued[0]! : Buffer.concat(queued));
+        if (typeof address === 'string') {
+          this.#socket.write(ATTACH);
+          return;
+        }
+        this.#flush();
         return;
       }
-      const waiter = this.#waiting.shift();
-      if (!waiter) throw goneError('a reply that nobody asked for');
-      if (this.#waiting.length === 0) this.#socket.unref();
-      if (body[0] === STATUS_OK) waiter.resolve(readBlobs(body, 1));
-      else waiter.reject(wireErrorToError(readBlobs(body, 1)[0] ?? Buffer.alloc(0)));
+      if (step === 2 && typeof address === 'string' && !this.#pipe) {
+        this.#pipe = attachedPipe(replyBlobs(body));
+        this.#flush();
+        return;
+      }
+      if (this.#waiting.length === 0) throw goneError('a reply that nobody asked for');
+      this.#reply(body);
     };
     this.#socket.on('data', (chunk: Buffer) => {
       try {
@@ -113,6 +122,42 @@ class AsyncChannel {
 
   get closed(): boolean {
     return this.#closed !== undefined;
+  }
+
+  // Requests made during the handshake go now, in order.
+  #flush(): void {
+    const queued = this.#queued!;
+    this.#queued = undefined;
+    for (const request of queued) this.#send(request);
+  }
+
+  #send(request: Buffer): void {
+    const pipe = this.#pipe;
+    if (!pipe) {
+      this.#socket.write(request);
+      return;
+    }
+    try {
+      pipe.sendBytes(request, 4);
+    } catch (error) {
+      this.#fail((error as { code?: string }).code === 'ERR_EOF' ? goneError('end of file') : (error as Error));
+      return;
+    }
+    pipe.recvBytes().then(
+      (body) => this.#reply(body),
+      (error: Error) => this.#fail((error as { code?: string }).code === 'ERR_EOF' ? goneError('end of file') : error),
+    );
+  }
+
+  #reply(body: Buffer): void {
+    const waiter = this.#waiting.shift();
+    if (!waiter) return;
+    if (this.#waiting.length === 0) this.#socket.unref();
+    try {
+      waiter.resolve(replyBlobs(body));
+    } catch (error) {
+      waiter.reject(error as Error);
+    }
   }
 
   #take(chunk: Buffer): void {
@@ -130,6 +175,7 @@ class AsyncChannel {
     this.#closed = error;
     for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
     this.#socket.destroy();
+    this.#pipe?.close();
   }
 
   /** Sends a request; resolves with its reply's blobs. */
@@ -141,7 +187,7 @@ class AsyncChannel {
       if (this.#waiting.length === 0) this.#socket.ref();
       this.#waiting.push({ resolve, reject });
       if (this.#queued) this.#queued.push(request);
-      else this.#socket.write(request);
+      else this.#send(request);
     });
   }
 
@@ -150,6 +196,21 @@ class AsyncChannel {
     this.#fail(goneError('closed by this process'));
   }
 }
+
+// The Pipe a server handed over (Op.Attach's reply).
+function attachedPipe(blobs: Buffer[]): Connection {
+  const end = deserialize(blobs[0] ?? Buffer.alloc(0)) as Connection;
+  if (typeof (end as { recvBytesSync?: unknown })?.recvBytesSync !== 'function') throw goneError('no pipe in the reply');
+  return end;
+}
+
+// A reply body (status, blobs) as the blobs, or its error thrown.
+function replyBlobs(body: Buffer): Buffer[] {
+  if (body[0] === STATUS_OK) return readBlobs(body, 1);
+  throw wireErrorToError(readBlobs(body, 1)[0] ?? Buffer.alloc(0));
+}
+
+const ATTACH = requestFrame(Op.Attach, 0, []);
 
 function requestFrameRaw(blob: Buffer): Buffer {
   const out = Buffer.allocUnsafe(8 + blob.length);
@@ -165,6 +226,7 @@ class SyncChannel {
   #buffer = Buffer.allocUnsafe(64 * 1024);
   #start = 0;
   #end = 0;
+  #pipe: Connection | undefined;
   closed = false;
 
   constructor(ref: ManagerRef) {
@@ -188,6 +250,10 @@ class SyncChannel {
       this.#write(requestFrameRaw(clientAnswer(authkey, serverNonce ?? Buffer.alloc(0), clientNonce)));
       const [proof] = readBlobs(this.#readFrame(), 0);
       if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
+      if (typeof address === 'string') {
+        this.#write(ATTACH);
+        this.#pipe = attachedPipe(replyBlobs(this.#readFrame()));
+      }
     } catch (error) {
       this.close();
       throw (error as { code?: string }).code === 'ERR_FORKWISE_MANAGER_GONE' ? authError() : error;
@@ -230,11 +296,18 @@ class SyncChannel {
   call(request: Buffer): Buffer[] {
     if (this.closed) throw goneError('closed');
     try {
+      const pipe = this.#pipe;
+      if (pipe) {
+        pipe.sendBytes(request, 4);
+        return replyBlobs(pipe.recvBytesSync());
+      }
       this.#write(request);
-      const body = this.#readFrame();
-      if (body[0] === STATUS_OK) return readBlobs(body, 1);
-      throw wireErrorToError(readBlobs(body, 1)[0] ?? Buffer.alloc(0));
+      return replyBlobs(this.#readFrame());
     } catch (error) {
+      if ((error as { code?: string }).code === 'ERR_EOF') {
+        this.close();
+        throw goneError('end of file');
+      }
       if ((error as { code?: string }).code === 'EPIPE' || (error as { code?: string }).code === 'ECONNRESET') {
         this.close();
         throw goneError((error as { code: string }).code);
@@ -247,6 +320,7 @@ class SyncChannel {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.#pipe?.close();
     closeSync(this.#fd);
   }
 }

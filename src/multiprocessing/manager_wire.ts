@@ -49,8 +49,9 @@ export const enum Op {
   Unshift = 17,
   Slice = 18,
   Splice = 19,
+  /** Same host only (a Unix socket): asks for a shared-memory Pipe to send requests on. */
+  Attach = 20,
 }
-export const LAST_OP = Op.Splice;
 
 export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;
