@@ -1,6 +1,7 @@
 // Manager dict round trips: `d.set(k, v)` and `d.get(k)` from 1 and from 4 client
 // processes, for forkwise's Manager (the Promise forms, awaited one by one, and the …Sync
-// forms) against CPython's `multiprocessing.Manager().dict()`. Each client warms up, waits
+// forms), over the socket and with `transport: 'pipe'`, against CPython's
+// `multiprocessing.Manager().dict()`. Each client warms up, waits
 // at a barrier, then does its share; the figure is the aggregate round trips per second
 // (all clients' operations over the wall time from the barrier to the last client's end).
 // Each contender runs in its own sub-process, one round per sub-process, rounds
@@ -25,10 +26,10 @@ const TARGET = 3; // round trips per second at least 3x CPython's, for 1 and 4 c
 // ---------------------------------------------------------------------------------------
 // Runners: each prints one JSON line { opsPerSecond: [n] }.
 
-async function runForkwise(clients, mode) {
+async function runForkwise(clients, mode, transport = 'socket') {
   const { fork, waitpid } = require('../dist/index.js');
   const { Manager, Barrier } = require('../dist/multiprocessing/index.js');
-  const manager = await Manager.start({ startMethod: 'fork' });
+  const manager = await Manager.start({ startMethod: 'fork', transport });
   const d = await manager.dict();
   const barrier = new Barrier(clients + 1);
   const share = OPS / clients / 2;
@@ -94,6 +95,10 @@ const runners = {
   async4: () => runForkwise(4, 'async'),
   sync1: () => runForkwise(1, 'sync'),
   sync4: () => runForkwise(4, 'sync'),
+  async1p: () => runForkwise(1, 'async', 'pipe'),
+  async4p: () => runForkwise(4, 'async', 'pipe'),
+  sync1p: () => runForkwise(1, 'sync', 'pipe'),
+  sync4p: () => runForkwise(4, 'sync', 'pipe'),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -105,9 +110,13 @@ async function orchestrate({ json }) {
   const contenders = [
     { name: 'async1', clients: 1, label: 'forkwise Manager, await d.set/get', node: true },
     { name: 'sync1', clients: 1, label: 'forkwise Manager, d.setSync/getSync', node: true },
+    { name: 'async1p', clients: 1, label: "  transport: 'pipe', await", node: true },
+    { name: 'sync1p', clients: 1, label: "  transport: 'pipe', …Sync", node: true },
     { name: 'py1', clients: 1, label: 'CPython Manager().dict()' },
     { name: 'async4', clients: 4, label: 'forkwise Manager, await d.set/get', node: true },
     { name: 'sync4', clients: 4, label: 'forkwise Manager, d.setSync/getSync', node: true },
+    { name: 'async4p', clients: 4, label: "  transport: 'pipe', await", node: true },
+    { name: 'sync4p', clients: 4, label: "  transport: 'pipe', …Sync", node: true },
     { name: 'py4', clients: 4, label: 'CPython Manager().dict()' },
   ];
   const hasPython = onPath('python3');
@@ -143,6 +152,8 @@ async function orchestrate({ json }) {
   for (const n of [1, 4]) {
     summary.targets[`async${n}`] = check(ratio(m(`async${n}`), m(`py${n}`)), '>=', TARGET);
     summary.targets[`sync${n}`] = check(ratio(m(`sync${n}`), m(`py${n}`)), '>=', TARGET);
+    summary.targets[`async${n}p`] = check(ratio(m(`async${n}p`), m(`py${n}`)), '>=', TARGET);
+    summary.targets[`sync${n}p`] = check(ratio(m(`sync${n}p`), m(`py${n}`)), '>=', TARGET);
   }
   if (json) {
     console.log(JSON.stringify(summary, null, 2));

@@ -61,6 +61,20 @@ export interface ManagerOptions {
   address?: ManagerAddress;
   /** The key clients must prove they hold (default: 32 random bytes). */
   authkey?: string | Uint8Array;
+  /**
+   * `'socket'` (default): requests and replies cross the socket. `'pipe'` (a Unix socket
+   * only): each connection, once authenticated, sends them on a shared-memory Pipe the
+   * server hands it, where both sides spin briefly before they sleep: ten times faster than
+   * the socket while there is a core for each busy process, several times slower when
+   * more processes are busy than there are cores (README, "Managers").
+   */
+  transport?: 'socket' | 'pipe';
+}
+
+function validateTransport(value: unknown, name: string): boolean {
+  if (value === undefined || value === 'socket') return false;
+  if (value === 'pipe') return true;
+  throw invalidArgType(name, "'socket' or 'pipe'", value);
 }
 
 function validateAddress(value: unknown, name = 'address'): ManagerAddress {
@@ -104,10 +118,10 @@ export class Manager {
   readonly #control: Connection | undefined;
   #shutdown: Promise<void> | undefined;
 
-  private constructor(address: ManagerAddress, authkey: Buffer, server?: Process, control?: Connection) {
+  private constructor(address: ManagerAddress, authkey: Buffer, pipe: boolean, server?: Process, control?: Connection) {
     this.address = address;
     this.authkey = authkey;
-    this.#ref = { address, authkey: authkey.toString('hex') };
+    this.#ref = pipe ? { address, authkey: authkey.toString('hex'), pipe } : { address, authkey: authkey.toString('hex') };
     this.#server = server;
     this.#control = control;
   }
@@ -118,6 +132,10 @@ export class Manager {
     const startMethod = options.startMethod === undefined ? undefined : validateStartMethod(options.startMethod, 'options.startMethod');
     const authkey = options.authkey === undefined ? randomBytes(32) : validateAuthkey(options.authkey, 'options.authkey');
     let address = options.address === undefined ? undefined : validateAddress(options.address, 'options.address');
+    const pipe = validateTransport(options.transport, 'options.transport');
+    if (pipe && address !== undefined && typeof address !== 'string') {
+      throw invalidArgType('options.transport', "'socket' with a TCP address ('pipe' needs a Unix socket)", options.transport);
+    }
     // A private socket: a random name in Linux's abstract namespace, which leaves no file
     // behind whatever way the server ends.
     address ??= `\0forkwise-manager-${process.pid}-${randomBytes(12).toString('hex')}`;
@@ -155,7 +173,7 @@ export class Manager {
       if (e.syscall !== undefined) error.syscall = e.syscall;
       throw error;
     }
-    return new Manager(reply.address, authkey, server, ours);
+    return new Manager(reply.address, authkey, pipe, server, ours);
   }
 
   /**
@@ -163,10 +181,12 @@ export class Manager {
    * authkey, as CPython's `BaseManager.connect()`. Rejects with `ERR_FORKWISE_MANAGER_AUTH`
    * when the manager refuses the key.
    */
-  static async connect(address: ManagerAddress, authkey: string | Uint8Array): Promise<Manager> {
+  static async connect(address: ManagerAddress, authkey: string | Uint8Array, options: { transport?: 'socket' | 'pipe' } = {}): Promise<Manager> {
     const checked = validateAddress(address);
     const key = validateAuthkey(authkey);
-    const manager = new Manager(checked, key);
+    validateOptions(options);
+    const pipe = validateTransport(options.transport, 'options.transport') && typeof checked === 'string';
+    const manager = new Manager(checked, key, pipe);
     // Proves the address and the key now rather than at the first call.
     await clientFor(manager.#ref).call(Op.Size, 0, []).catch((error: { code?: string }) => {
       if (error.code !== 'ERR_FORKWISE_MANAGER_NO_OBJECT') throw error;

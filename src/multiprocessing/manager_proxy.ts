@@ -13,9 +13,9 @@
  * The Promise forms and the `…Sync` forms of one thread use different connections: a
  * request not yet awaited may be overtaken by a `…Sync` one (await it first).
  *
- * On a Unix socket (the manager is on this host) each connection asks for a shared-memory
- * Pipe once authenticated, and its requests and replies go there (manager_server.ts); the
- * socket stays open as the connection's lifetime.
+ * With `transport: 'pipe'` (a Unix socket: the manager is on this host) each connection asks
+ * for a shared-memory Pipe once authenticated, and its requests and replies go there
+ * (manager_server.ts); the socket stays open as the connection's lifetime.
  *
  * The synchronization objects and queues are forkwise shared-memory objects created by the
  * server; their proxies call them directly (same host only).
@@ -46,6 +46,8 @@ export interface ManagerRef {
   address: ManagerAddress;
   /** The authkey, hex. */
   authkey: string;
+  /** Same host only: requests go on a shared-memory Pipe (Manager.start's `transport`). */
+  pipe?: boolean;
 }
 
 function addressKey(address: ManagerAddress): string {
@@ -94,14 +96,14 @@ class AsyncChannel {
         const [proof] = readBlobs(body, 0);
         if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
         step = 2;
-        if (typeof address === 'string') {
+        if (usePipe(ref)) {
           this.#socket.write(ATTACH);
           return;
         }
         this.#flush();
         return;
       }
-      if (step === 2 && typeof address === 'string' && !this.#pipe) {
+      if (step === 2 && usePipe(ref) && !this.#pipe) {
         this.#pipe = attachedPipe(replyBlobs(body));
         this.#flush();
         return;
@@ -212,6 +214,10 @@ function replyBlobs(body: Buffer): Buffer[] {
 
 const ATTACH = requestFrame(Op.Attach, 0, []);
 
+function usePipe(ref: ManagerRef): boolean {
+  return ref.pipe === true && typeof ref.address === 'string';
+}
+
 function requestFrameRaw(blob: Buffer): Buffer {
   const out = Buffer.allocUnsafe(8 + blob.length);
   out.writeUInt32LE(4 + blob.length, 0);
@@ -250,7 +256,7 @@ class SyncChannel {
       this.#write(requestFrameRaw(clientAnswer(authkey, serverNonce ?? Buffer.alloc(0), clientNonce)));
       const [proof] = readBlobs(this.#readFrame(), 0);
       if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
-      if (typeof address === 'string') {
+      if (usePipe(ref)) {
         this.#write(ATTACH);
         this.#pipe = attachedPipe(replyBlobs(this.#readFrame()));
       }
@@ -372,7 +378,7 @@ afterForkInChild((rehearsal) => {
 export function clientFor(ref: ManagerRef): Client {
   const key = addressKey(ref.address);
   let client = clients.get(key);
-  if (!client || client.ref.authkey !== ref.authkey) {
+  if (!client || client.ref.authkey !== ref.authkey || client.ref.pipe !== ref.pipe) {
     client?.close();
     client = new Client(ref);
     clients.set(key, client);
