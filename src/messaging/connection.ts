@@ -245,8 +245,7 @@ export class Connection {
     const bytes = bytesOf(data, offset, size);
     if (this.#asyncWrites > 0) return false;
     const state = this.#startWrite(bytes);
-    const ring = this.#send!;
-    if (ring.capacity - ((state.w - (this.#seenR = ring.r)) >>> 0) < 4 + state.padded) return false;
+    if (this.#free(state.w, 4 + state.padded) < 4 + state.padded) return false;
     return this.#writeSome(state);
   }
 
@@ -485,7 +484,7 @@ export class Connection {
     const ring = this.#send!;
     const state = this.#startWrite(bytes);
     while (!this.#writeSome(state)) {
-      const woken = ring.waitSync(true, () => ((state.w - ring.r) >>> 0) < ring.capacity, -1);
+      const woken = ring.waitSync(true, () => roomAfter(ring, state.w), -1);
       this.#afterWaitForRoom(woken);
     }
   }
@@ -494,7 +493,7 @@ export class Connection {
     const ring = this.#send!;
     while (!this.#writeSome(state)) {
       const woken = await new Promise<boolean>((resolve) => {
-        const ready = (): boolean => ((state.w - ring.r) >>> 0) < ring.capacity;
+        const ready = (): boolean => roomAfter(ring, state.w);
         const stop = (): void => resolve(false);
         this.#cancelWaits.add(stop);
         const cancel = ring.waitAsync(true, ready, () => {
@@ -517,14 +516,21 @@ export class Connection {
     return { bytes, padded: pad4(length), w: this.#send!.w, sent: -1 };
   }
 
+  // Bytes free in the ring this end writes, for a writer at `w`: from the reader's position
+  // as last seen, read again only when that does not show `need` bytes free.
+  #free(w: number, need: number): number {
+    const ring = this.#send!;
+    const free = ring.capacity - ((w - this.#seenR) >>> 0);
+    if (free >= need && free <= ring.capacity) return free;
+    return ring.capacity - ((w - (this.#seenR = ring.r)) >>> 0);
+  }
+
   // Writes what fits of the message now; true once all of it is committed.
   #writeSome(state: WriteState): boolean {
     const ring = this.#send!;
-    const capacity = ring.capacity;
     const { bytes, padded } = state;
     let { w, sent } = state;
-    let free = capacity - ((w - this.#seenR) >>> 0);
-    if (free < 4 + padded - Math.max(sent, 0) || free > capacity) free = capacity - ((w - (this.#seenR = ring.r)) >>> 0);
+    let free = this.#free(w, 4 + padded - Math.max(sent, 0));
     if (sent < 0 && free >= 4) {
       ring.writeWord(w, bytes.length);
       w = (w + 4) >>> 0;
@@ -559,6 +565,11 @@ interface WriteState {
   padded: number;
   w: number;
   sent: number;
+}
+
+// Whether the ring has room after a writer at `w` (what a writer waiting for room waits for).
+function roomAfter(ring: Ring, w: number): boolean {
+  return ((w - ring.r) >>> 0) < ring.capacity;
 }
 
 function busyError(): ForkwiseError {
