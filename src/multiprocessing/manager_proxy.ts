@@ -21,10 +21,10 @@
  * server; their proxies call them directly (same host only).
  */
 import { closeSync, readSync, writeSync } from 'node:fs';
-import type { Connection } from '../messaging/connection';
 import { connect, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { inspect } from 'node:util';
+import type { Connection } from '../messaging/connection';
 import { JoinableQueue, Queue } from '../messaging/queue';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { afterForkInChild } from '../posix/child';
@@ -126,11 +126,13 @@ class AsyncChannel {
     return this.#closed !== undefined;
   }
 
-  // Requests made during the handshake go now, in order.
+  // Requests made during the handshake go now, in order (over the socket, in one write).
   #flush(): void {
     const queued = this.#queued!;
     this.#queued = undefined;
-    for (const request of queued) this.#send(request);
+    if (queued.length === 0) return;
+    if (this.#pipe) for (const request of queued) this.#send(request);
+    else this.#socket.write(queued.length === 1 ? queued[0]! : Buffer.concat(queued));
   }
 
   #send(request: Buffer): void {
@@ -142,12 +144,12 @@ class AsyncChannel {
     try {
       pipe.sendBytes(request, 4);
     } catch (error) {
-      this.#fail((error as { code?: string }).code === 'ERR_EOF' ? goneError('end of file') : (error as Error));
+      this.#fail(pipeError(error));
       return;
     }
     pipe.recvBytes().then(
       (body) => this.#reply(body),
-      (error: Error) => this.#fail((error as { code?: string }).code === 'ERR_EOF' ? goneError('end of file') : error),
+      (error: unknown) => this.#fail(pipeError(error)),
     );
   }
 
@@ -204,6 +206,11 @@ function attachedPipe(blobs: Buffer[]): Connection {
   const end = deserialize(blobs[0] ?? Buffer.alloc(0)) as Connection;
   if (typeof (end as { recvBytesSync?: unknown })?.recvBytesSync !== 'function') throw goneError('no pipe in the reply');
   return end;
+}
+
+// The Pipe's end of file is the manager gone, as the socket's.
+function pipeError(error: unknown): Error {
+  return (error as { code?: string }).code === 'ERR_EOF' ? goneError('end of file') : (error as Error);
 }
 
 // A reply body (status, blobs) as the blobs, or its error thrown.
@@ -312,7 +319,7 @@ class SyncChannel {
     } catch (error) {
       if ((error as { code?: string }).code === 'ERR_EOF') {
         this.close();
-        throw goneError('end of file');
+        throw pipeError(error);
       }
       if ((error as { code?: string }).code === 'EPIPE' || (error as { code?: string }).code === 'ECONNRESET') {
         this.close();

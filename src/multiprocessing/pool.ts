@@ -41,7 +41,7 @@ import { getStartMethod, validateStartMethod, type StartMethod } from './start_m
 // that a worker never waits for its next task, many tiny tasks go in one message, and a
 // worker never hoards long ones.
 const TARGET_MS = 4;
-const UNKNOWN_CHUNK_MS = 1;
+const UNKNOWN_CHUNK_MS = TARGET_MS / 4;
 const MAX_INFLIGHT = 4096;
 // A worker holding enough work that it will not run dry meanwhile is read on a timer rather
 // than waking this thread for each answer (#pollInterval):
