@@ -267,6 +267,46 @@ describe('messaging: Pipe and Connection', function () {
     await rejectsWith(pending, 'ERR_EOF', 3000);
   });
 
+  it('tryRecvBytes returns a message only once all of it is there, never waits, and throws EOFError at the end', async function () {
+    const [a, b] = pipe();
+    assert.equal(b.tryRecvBytes(), null);
+    a.sendBytes(Buffer.from('one'));
+    assert.equal(b.tryRecvBytes()?.toString(), 'one');
+    assert.equal(b.tryRecvBytes(), null);
+    // 3 MB through a 1 MB ring: taken piece by piece as the writer (a child) goes on.
+    const pid = children.fork(() => {
+      b.close();
+      a.sendBytes(Buffer.alloc(3 << 20, 7));
+      return 0;
+    });
+    a.close();
+    let message: Buffer | null = null;
+    let nulls = 0;
+    const deadline = Date.now() + 10000;
+    while (!message && Date.now() < deadline) {
+      message = b.tryRecvBytes();
+      if (!message) nulls++;
+      if (!message) await sleep(1);
+    }
+    assert.equal(message?.length, 3 << 20);
+    assert.ok(message!.every((x) => x === 7));
+    assert.ok(nulls > 0);
+    await children.ok(pid);
+    // The writer's death is seen within a slice (it ended without closing its end).
+    let eof: unknown;
+    while (!eof && Date.now() < deadline) {
+      try {
+        assert.equal(b.tryRecvBytes(), null);
+        await sleep(5);
+      } catch (error) {
+        eof = error;
+      }
+    }
+    assert.equal(codeOf(eof), 'ERR_EOF');
+    b.close();
+    assert.throws(() => b.tryRecvBytes(), { code: 'ERR_FORKWISE_CLOSED' });
+  });
+
   it('what an exited child sent is still read after it is gone', async function () {
     const [a, b] = pipe();
     const pid = children.fork(() => {

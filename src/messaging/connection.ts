@@ -149,11 +149,11 @@ export class Connection {
     releaseAtExit();
   }
 
-  /** @internal Pipe()'s constructor. */
-  static create(duplex: boolean): [Connection, Connection] {
-    const size = DATA + (duplex ? 2 : 1) * CAPACITY;
+  /** @internal Pipe()'s constructor; `capacity`: bytes per direction, a power of two. */
+  static create(duplex: boolean, capacity = CAPACITY): [Connection, Connection] {
+    const size = DATA + (duplex ? 2 : 1) * capacity;
     const segment = new SharedMemory({ size });
-    new Int32Array(segment.buffer, 0, 4).set([MAGIC, KIND_PIPE, CAPACITY, duplex ? 1 : 0]);
+    new Int32Array(segment.buffer, 0, 4).set([MAGIC, KIND_PIPE, capacity, duplex ? 1 : 0]);
     const other = SharedMemory.attach(segment.name);
     if (duplex) return [new Connection(segment, 0, true, true), new Connection(other, 1, true, true)];
     return [new Connection(other, 1, true, false), new Connection(segment, 0, false, true)];
@@ -282,6 +282,30 @@ export class Connection {
       () => this.#queuedReads--,
     );
     return read;
+  }
+
+  /**
+   * The next message's bytes if all of it is there now, else null (what the ring holds of
+   * a longer one is taken meanwhile). Throws `EOFError` when the peer is gone and nothing is
+   * left. Never waits; null while a `recv()` is pending. For a server of many connections.
+   */
+  tryRecvBytes(): Buffer | null {
+    this.#readable();
+    if (this.#queuedReads > 0) return null;
+    const bytes = this.#take();
+    if (!bytes) this.#eofIfPeerGone();
+    return bytes;
+  }
+
+  /**
+   * @internal Calls `onReady` once a message may have come (or a slice passed), without
+   * spinning first; returns a function that cancels the wait. For a server that spins
+   * over all its connections at once (manager_pipes.ts).
+   */
+  whenReadable(onReady: () => void): () => void {
+    this.#readable();
+    const ring = this.#recv!;
+    return ring.waitAsync(false, () => ring.available() !== 0, onReady, false);
   }
 
   /**
