@@ -17,7 +17,7 @@
 //
 //   node bench/pool.mjs           table
 //   node bench/pool.mjs --json    summary as JSON
-//   node bench/pool.mjs --full    the 100,000 tiny tasks (not a quarter), one pass
+//   node bench/pool.mjs --full    100,000 tiny tasks (not a quarter), one pass
 //   node bench/pool.mjs --quick   2,500 tiny and 200 1-ms tasks, one pass: a smoke test
 //
 // As in process.mjs, the orchestrator starts one sub-process per contender, scenario and
@@ -38,7 +38,7 @@ const SCALE_ARGS = QUICK ? ['--quick'] : FULL ? ['--full'] : [];
 const PARTS = ['tiny', 'cpu', 'dataset'];
 const WORKERS = 2; // the tiny and cpu scenarios: one per core of the development machine
 const DATASET_WORKERS = 4;
-// The counts are --full's; by default the tiny tasks are a quarter of them, so that a
+// The target counts are --full's; by default the tiny tasks are a quarter of them, so that a
 // run of all contenders stays near 3 minutes on the 2-core development machine.
 const TINY = QUICK ? 2_500 : FULL ? 100_000 : 25_000;
 const CPU_TASKS = QUICK ? 200 : 2_000;

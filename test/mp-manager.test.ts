@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Manager, Pipe, Process, SharedMemory, stopForkserver, DictProxy, type StartMethod } from 'forkwise/multiprocessing';
+import { Connection, Manager, Pipe, Process, SharedMemory, stopForkserver, DictProxy, type StartMethod } from 'forkwise/multiprocessing';
 import { Thread } from 'forkwise/threading';
 import { fixtures, orphanedSegments, runNode } from './helpers';
 
@@ -438,9 +438,9 @@ describe('multiprocessing: Manager', function () {
       assert.equal(existsSync(path), false);
     });
 
-    it("with transport 'pipe' requests go through a shared-memory Pipe, whose name is gone once attached; by default and over TCP they do not", async () => {
+    it("by default requests go through a shared-memory Pipe, whose name is gone once attached; with transport 'socket' and over TCP they do not", async () => {
       const path = join(dir, 'ring.sock');
-      await using local = await Manager.start({ address: path, authkey: 'k', transport: 'pipe' });
+      await using local = await Manager.start({ address: path, authkey: 'k' });
       const d = await local.dict();
       await d.set('a', 1);
       d.setSync('b', 2);
@@ -449,12 +449,15 @@ describe('multiprocessing: Manager', function () {
       // This thread's two connections (Promise and …Sync forms) each mapped a Pipe of the server.
       assert.equal(serverSegmentsMapped(process.pid, prefix), 2);
       assert.deepEqual(readdirSync('/dev/shm').filter((name) => name.startsWith(prefix)), []);
-      // The default transport, and TCP, keep to the socket.
-      await using plain = await Manager.start({ address: join(dir, 'plain.sock'), authkey: 'k' });
+      // transport: 'socket', and TCP, keep to the socket.
+      await using plain = await Manager.start({ address: join(dir, 'plain.sock'), authkey: 'k', transport: 'socket' });
       const p = await plain.dict();
       await p.set('a', 1);
       p.setSync('b', 2);
       assert.equal(serverSegmentsMapped(process.pid, `forkwise-${plain.pid}-`), 0);
+      await using joined = await Manager.connect(join(dir, 'ring.sock'), 'k', { transport: 'socket' });
+      assert.equal(await joined.dict().then((j) => j.set('c', 3)), undefined);
+      assert.equal(serverSegmentsMapped(process.pid, prefix), 2);
       await assert.rejects(Manager.start({ address: { host: '127.0.0.1', port: 0 }, transport: 'pipe' }), { code: 'ERR_INVALID_ARG_TYPE' });
       await assert.rejects(Manager.start({ transport: 'shm' as 'pipe' }), { code: 'ERR_INVALID_ARG_TYPE' });
       await using remote = await Manager.start({ address: { host: '127.0.0.1', port: 0 }, authkey: 'k' });
@@ -468,6 +471,28 @@ describe('multiprocessing: Manager', function () {
       peer.send(rawFrame(Buffer.from([20, 0, 0, 0, 0])));
       assert.equal(await peer.frame(), null);
       assert.equal(await r.get('a'), 1);
+    });
+
+    it('a server that cannot make a Pipe serves the connection over the socket', async () => {
+      // The server is a fork of this process: it inherits a Connection.create that fails for
+      // the clients' Pipes (the control Pipe has no capacity argument), as with a full /dev/shm.
+      const create = Connection.create;
+      Connection.create = (duplex: boolean, capacity?: number) => {
+        if (capacity !== undefined) throw Object.assign(new Error('No space left on device'), { code: 'ENOSPC' });
+        return create.call(Connection, duplex);
+      };
+      let manager: Manager;
+      try {
+        manager = await Manager.start({ startMethod: 'fork' });
+      } finally {
+        Connection.create = create;
+      }
+      await using _ = manager;
+      const d = await manager.dict();
+      await d.set('a', 1);
+      d.setSync('b', 2);
+      assert.deepEqual([await d.get('b'), d.getSync('a')], [2, 1]);
+      assert.equal(serverSegmentsMapped(process.pid, `forkwise-${manager.pid}-`), 0);
     });
 
     it('oversized and malformed frames close that connection only', async () => {

@@ -6,12 +6,11 @@
  * - The server (manager_server.ts) is a Node process started like any `Process` (its code a
  *   TaskRef, so fork, forkserver and spawn all work), one event loop serving every client.
  *   It answers on a Unix socket (when no address is given, a private one: a random name in
- *   Linux's abstract namespace, so no socket file exists to leave behind) or TCP. A round
- *   trip from a client blocked in `read(2)` to an event-loop server over a Unix socket cost
- *   9 µs here, over forkwise's shared-memory Pipe 36-45 µs (its wake-ups are built for
- *   throughput, not ping-pong): the socket won, and it is also what a remote client needs.
- *   CPython's `Manager().dict()` get or set: 17 µs. (The issue's target, 3x CPython, is
- *   missed: see the README's figures.)
+ *   Linux's abstract namespace, so no socket file exists to leave behind) or TCP. On a
+ *   Unix socket, each connection then asks for a shared-memory Pipe (manager_pipes.ts) and
+ *   sends its requests there, where neither side sleeps between calls that follow each
+ *   other: a dict get or set cost 6-9 µs from one client, against 90-110 µs over the
+ *   socket (two wake-ups of idle vCPUs) and 66-75 µs with CPython's manager (README).
  * - dict, list, Namespace and Value live in the server as `Map`s and arrays of the bytes
  *   clients serialized; the server never deserializes a value (manager_wire.ts). Keys are
  *   primitives: string, number, bigint, boolean, null, undefined (a `Map` keyed by value:
@@ -62,19 +61,23 @@ export interface ManagerOptions {
   /** The key clients must prove they hold (default: 32 random bytes). */
   authkey?: string | Uint8Array;
   /**
-   * `'socket'` (default): requests and replies cross the socket. `'pipe'` (a Unix socket
-   * only): each connection, once authenticated, sends them on a shared-memory Pipe the
-   * server hands it, where both sides spin briefly before they sleep: ten times faster than
-   * the socket while there is a core for each busy process, several times slower when
-   * more processes are busy than there are cores (README, "Managers").
+   * How requests travel once a connection is authenticated. `'pipe'` (the default on a Unix
+   * socket): each connection asks the server for a shared-memory Pipe and sends them there,
+   * where both sides spin briefly before they sleep: ten times faster than the socket (README,
+   * "Managers"); a connection that cannot have one goes on over the socket. `'socket'`:
+   * over the socket, as always over TCP.
    */
   transport?: 'socket' | 'pipe';
 }
 
-function validateTransport(value: unknown, name: string): boolean {
-  if (value === undefined || value === 'socket') return false;
-  if (value === 'pipe') return true;
-  throw invalidArgType(name, "'socket' or 'pipe'", value);
+// Whether connections to `address` use a Pipe: by default on a Unix socket; over TCP never
+// ('pipe' asked for with a TCP address is refused where the address is chosen).
+function validateTransport(value: unknown, name: string, address: ManagerAddress | undefined): boolean {
+  if (value !== undefined && value !== 'socket' && value !== 'pipe') throw invalidArgType(name, "'socket' or 'pipe'", value);
+  if (value === 'pipe' && address !== undefined && typeof address !== 'string') {
+    throw invalidArgType(name, "'socket' with a TCP address ('pipe' needs a Unix socket)", value);
+  }
+  return value !== 'socket' && (address === undefined || typeof address === 'string');
 }
 
 function validateAddress(value: unknown, name = 'address'): ManagerAddress {
@@ -132,10 +135,7 @@ export class Manager {
     const startMethod = options.startMethod === undefined ? undefined : validateStartMethod(options.startMethod, 'options.startMethod');
     const authkey = options.authkey === undefined ? randomBytes(32) : validateAuthkey(options.authkey, 'options.authkey');
     let address = options.address === undefined ? undefined : validateAddress(options.address, 'options.address');
-    const pipe = validateTransport(options.transport, 'options.transport');
-    if (pipe && address !== undefined && typeof address !== 'string') {
-      throw invalidArgType('options.transport', "'socket' with a TCP address ('pipe' needs a Unix socket)", options.transport);
-    }
+    const pipe = validateTransport(options.transport, 'options.transport', address);
     // A private socket: a random name in Linux's abstract namespace, which leaves no file
     // behind whatever way the server ends.
     address ??= `\0forkwise-manager-${process.pid}-${randomBytes(12).toString('hex')}`;
@@ -185,7 +185,7 @@ export class Manager {
     const checked = validateAddress(address);
     const key = validateAuthkey(authkey);
     validateOptions(options);
-    const pipe = validateTransport(options.transport, 'options.transport') && typeof checked === 'string';
+    const pipe = validateTransport(options.transport, 'options.transport', checked);
     const manager = new Manager(checked, key, pipe);
     // Proves the address and the key now rather than at the first call.
     await clientFor(manager.#ref).call(Op.Size, 0, []).catch((error: { code?: string }) => {

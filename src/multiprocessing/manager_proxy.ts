@@ -24,7 +24,7 @@ import { closeSync, readSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { inspect } from 'node:util';
-import type { Connection } from '../messaging/connection';
+import { Connection } from '../messaging/connection';
 import { JoinableQueue, Queue } from '../messaging/queue';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { afterForkInChild } from '../posix/child';
@@ -103,8 +103,9 @@ class AsyncChannel {
         this.#flush();
         return;
       }
-      if (step === 2 && usePipe(ref) && !this.#pipe) {
-        this.#pipe = attachedPipe(replyBlobs(body));
+      if (step === 2 && usePipe(ref)) {
+        step = 3;
+        this.#pipe = attachedPipe(body);
         this.#flush();
         return;
       }
@@ -201,10 +202,18 @@ class AsyncChannel {
   }
 }
 
-// The Pipe a server handed over (Op.Attach's reply).
-function attachedPipe(blobs: Buffer[]): Connection {
-  const end = deserialize(blobs[0] ?? Buffer.alloc(0)) as Connection;
-  if (typeof (end as { recvBytesSync?: unknown })?.recvBytesSync !== 'function') throw goneError('no pipe in the reply');
+// The Pipe a server handed over (Op.Attach's reply), or undefined when it could not make
+// one (no room in /dev/shm, say) or this process cannot map it (a socket shared between
+// containers that do not share /dev/shm): the connection then goes on over the socket.
+function attachedPipe(body: Buffer): Connection | undefined {
+  if (body[0] !== STATUS_OK) return undefined;
+  let end: unknown;
+  try {
+    end = deserialize(readBlobs(body, 1)[0] ?? Buffer.alloc(0));
+  } catch {
+    return undefined;
+  }
+  if (!(end instanceof Connection)) throw goneError('no pipe in the reply');
   return end;
 }
 
@@ -265,7 +274,7 @@ class SyncChannel {
       if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
       if (usePipe(ref)) {
         this.#write(ATTACH);
-        this.#pipe = attachedPipe(replyBlobs(this.#readFrame()));
+        this.#pipe = attachedPipe(this.#readFrame());
       }
     } catch (error) {
       this.close();
@@ -383,9 +392,9 @@ afterForkInChild((rehearsal) => {
 
 /** This thread's client of the manager `ref` names. */
 export function clientFor(ref: ManagerRef): Client {
-  const key = addressKey(ref.address);
+  const key = `${usePipe(ref) ? 'pipe' : 'socket'}:${addressKey(ref.address)}`;
   let client = clients.get(key);
-  if (!client || client.ref.authkey !== ref.authkey || client.ref.pipe !== ref.pipe) {
+  if (!client || client.ref.authkey !== ref.authkey) {
     client?.close();
     client = new Client(ref);
     clients.set(key, client);
@@ -396,9 +405,11 @@ export function clientFor(ref: ManagerRef): Client {
 
 /** Closes this thread's connections to the manager at `address`. */
 export function closeClient(address: ManagerAddress): void {
-  const key = addressKey(address);
-  clients.get(key)?.close();
-  clients.delete(key);
+  for (const transport of ['pipe', 'socket']) {
+    const key = `${transport}:${addressKey(address)}`;
+    clients.get(key)?.close();
+    clients.delete(key);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -24,10 +24,11 @@
  */
 import { unlinkSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { Pipe, type Connection } from '../messaging/connection';
+import { Connection } from '../messaging/connection';
 import { JoinableQueue, Queue } from '../messaging/queue';
 import { serialize } from '../messaging/serializer';
 import { native } from '../posix/native';
+import { PipeService } from './manager_pipes';
 import { Barrier } from '../sync/barrier';
 import { Condition } from '../sync/condition';
 import { Event } from '../sync/event';
@@ -45,6 +46,12 @@ export interface ServerOptions {
   /** How long a new connection has to authenticate (default HANDSHAKE_MS). */
   handshakeMs?: number;
 }
+
+/**
+ * Bytes per direction of a client's Pipe: requests and replies are small, larger ones
+ * stream through in pieces, and every thread of every client process holds one.
+ */
+const RING_BYTES = 64 * 1024;
 
 /** A peer that has not authenticated within this time is cut off (it holds a descriptor). */
 const HANDSHAKE_MS = 10_000;
@@ -322,8 +329,8 @@ function answer(store: Store, body: Buffer): Buffer | null {
  * then nobody attaches by name any more, and the segment's name is removed (so that clients
  * that come and go leave nothing in /dev/shm while the server lives).
  */
-function serveRing(socket: Socket, store: Store): Buffer {
-  const [mine, theirs] = Pipe();
+function serveRing(socket: Socket, pipes: PipeService): Buffer {
+  const [mine, theirs] = Connection.create(true, RING_BYTES);
   let theirsOpen = true;
   const letGo = (): void => {
     if (!theirsOpen) return;
@@ -335,33 +342,17 @@ function serveRing(socket: Socket, store: Store): Buffer {
       // already removed
     }
   };
-  const closeAll = (): void => {
+  const remove = pipes.add(mine, letGo, () => socket.destroy());
+  socket.once('close', () => {
+    remove();
     letGo();
     mine.close();
-  };
-  socket.once('close', closeAll);
-  const handle = serialize(theirs);
-  void (async () => {
-    try {
-      for (;;) {
-        const body = await mine.recvBytes();
-        letGo();
-        const reply = answer(store, body);
-        if (!reply) break;
-        // Without blocking: a client that does not read its replies stalls only itself.
-        if (!mine.trySendBytes(reply, 4)) await mine.sendBytesAsync(reply, 4);
-      }
-    } catch {
-      // end of file (the client is gone) or closed here
-    }
-    closeAll();
-    socket.destroy();
-  })();
-  return handle;
+  });
+  return serialize(theirs);
 }
 
 /** Serves one client connection: the handshake, then requests until it closes. */
-function serveSocket(socket: Socket, store: Store, authkey: Buffer, handshakeMs: number, local: boolean): void {
+function serveSocket(socket: Socket, store: Store, pipes: PipeService, authkey: Buffer, handshakeMs: number, local: boolean): void {
   socket.setNoDelay?.(true);
   const nonce = newNonce();
   let authenticated = false;
@@ -401,7 +392,12 @@ function serveSocket(socket: Socket, store: Store, authkey: Buffer, handshakeMs:
         }
         if (local && body.length === 5 && body[0] === Op.Attach && !attached) {
           attached = true;
-          replies.push(frame(OK, [serveRing(socket, store)]));
+          try {
+            replies.push(frame(OK, [serveRing(socket, pipes)]));
+          } catch (error) {
+            // No Pipe (no room in /dev/shm, say): the client goes on over the socket.
+            replies.push(errorReply(new RequestError('Error', (error as { code?: string }).code ?? 'ERR_FORKWISE_MANAGER_NO_PIPE', (error as Error).message)));
+          }
           continue;
         }
         const out = answer(store, body);
@@ -438,11 +434,12 @@ function listen(server: Server, address: ManagerAddress): Promise<ManagerAddress
 export async function serveManager(control: Connection, options: ServerOptions): Promise<void> {
   const authkey = Buffer.from(options.authkey);
   const store = new Store();
+  const pipes = new PipeService((body) => answer(store, body));
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    serveSocket(socket, store, authkey, options.handshakeMs ?? HANDSHAKE_MS, typeof options.address === 'string');
+    serveSocket(socket, store, pipes, authkey, options.handshakeMs ?? HANDSHAKE_MS, typeof options.address === 'string');
   });
   let address: ManagerAddress;
   try {
