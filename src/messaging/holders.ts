@@ -11,17 +11,29 @@
  * child before any code of its own runs. Whichever comes first, the child's `close()` finds
  * its slot, and no instant exists where its inherited copy is counted by nobody.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { ForkwiseError } from '../posix/errors';
 
 export const SLOTS = 64;
 const SLOT_WORDS = 3; // pid, start time (clock ticks since boot, mod 2^31), count
 export const TABLE_BYTES = SLOTS * SLOT_WORDS * 4;
 
+// /proc/PID/stat is one short line; read with one read(2) into this buffer, as
+// `readFileSync` (fstat, then reads until end of file) cost 30 µs a look, 180 µs when the
+// code is cold (a waiter that slept), against 3.5.
+const statBuffer = Buffer.alloc(1024);
+
 /** Start time of `pid` (mod 2^31), or undefined if it is dead or a zombie. */
 export function liveStartTime(pid: number | 'self'): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fd = openSync(`/proc/${pid}/stat`, 'r');
+    let length: number;
+    try {
+      length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const stat = statBuffer.toString('latin1', 0, length);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     return Number(BigInt(fields[19]!) % 2147483648n) | 0;
