@@ -459,6 +459,7 @@ describe('multiprocessing: Manager', function () {
       assert.equal(await joined.dict().then((j) => j.set('c', 3)), undefined);
       assert.equal(serverSegmentsMapped(process.pid, prefix), 2);
       await assert.rejects(Manager.start({ address: { host: '127.0.0.1', port: 0 }, transport: 'pipe' }), { code: 'ERR_INVALID_ARG_TYPE' });
+      await assert.rejects(Manager.connect({ host: '127.0.0.1', port: 1 }, 'k', { transport: 'pipe' }), { code: 'ERR_INVALID_ARG_TYPE' });
       await assert.rejects(Manager.start({ transport: 'shm' as 'pipe' }), { code: 'ERR_INVALID_ARG_TYPE' });
       await using remote = await Manager.start({ address: { host: '127.0.0.1', port: 0 }, authkey: 'k' });
       const r = await remote.dict();
