@@ -50,8 +50,10 @@ export interface ManagerRef {
   pipe?: boolean;
 }
 
-function addressKey(address: ManagerAddress): string {
-  return typeof address === 'string' ? `unix:${address}` : `tcp:${address.host}:${address.port}`;
+// A thread has one client per manager address and transport.
+function clientKey(address: ManagerAddress, pipe: boolean): string {
+  const where = typeof address === 'string' ? `unix:${address}` : `tcp:${address.host}:${address.port}`;
+  return pipe ? `pipe:${where}` : where;
 }
 
 function goneError(detail: string): Error {
@@ -326,15 +328,16 @@ class SyncChannel {
       this.#write(request);
       return replyBlobs(this.#readFrame());
     } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_EOF') {
+      const code = (error as { code?: string }).code;
+      if (code === 'ERR_EOF') {
         this.close();
         throw pipeError(error);
       }
-      if ((error as { code?: string }).code === 'EPIPE' || (error as { code?: string }).code === 'ECONNRESET') {
+      if (code === 'EPIPE' || code === 'ECONNRESET') {
         this.close();
-        throw goneError((error as { code: string }).code);
+        throw goneError(code);
       }
-      if ((error as { code?: string }).code === 'ERR_FORKWISE_MANAGER_GONE') this.close();
+      if (code === 'ERR_FORKWISE_MANAGER_GONE') this.close();
       throw error;
     }
   }
@@ -392,7 +395,7 @@ afterForkInChild((rehearsal) => {
 
 /** This thread's client of the manager `ref` names. */
 export function clientFor(ref: ManagerRef): Client {
-  const key = `${usePipe(ref) ? 'pipe' : 'socket'}:${addressKey(ref.address)}`;
+  const key = clientKey(ref.address, usePipe(ref));
   let client = clients.get(key);
   if (!client || client.ref.authkey !== ref.authkey) {
     client?.close();
@@ -405,8 +408,8 @@ export function clientFor(ref: ManagerRef): Client {
 
 /** Closes this thread's connections to the manager at `address`. */
 export function closeClient(address: ManagerAddress): void {
-  for (const transport of ['pipe', 'socket']) {
-    const key = `${transport}:${addressKey(address)}`;
+  for (const pipe of [true, false]) {
+    const key = clientKey(address, pipe);
     clients.get(key)?.close();
     clients.delete(key);
   }
