@@ -51,9 +51,7 @@ export class PipeService {
   }
 
   #remove(client: Client): void {
-    if (!this.#clients.delete(client)) return;
-    client.cancelWait?.();
-    client.cancelWait = undefined;
+    if (this.#clients.delete(client)) this.#disarm(client);
   }
 
   #end(client: Client): void {
@@ -68,6 +66,11 @@ export class PipeService {
       client.cancelWait = undefined;
       this.#woken();
     });
+  }
+
+  #disarm(client: Client): void {
+    client.cancelWait?.();
+    client.cancelWait = undefined;
   }
 
   #woken(): void {
@@ -138,8 +141,7 @@ export class PipeService {
 
   #replyLater(client: Client, reply: Buffer): void {
     client.replying = true;
-    client.cancelWait?.();
-    client.cancelWait = undefined;
+    this.#disarm(client);
     client.conn.sendBytesAsync(reply, 4).then(
       () => {
         client.replying = false;
