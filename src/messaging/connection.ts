@@ -600,7 +600,8 @@ function busyError(): ForkwiseError {
   return new ForkwiseError('ERR_FORKWISE_CONNECTION_BUSY', 'A sendBytesAsync() on this Connection end has not finished: await it before sending more');
 }
 
-function bytesOf(data: unknown, offset: number, size: number | undefined): Uint8Array {
+/** @internal The bytes `size` from `offset` of `data`, validated. */
+export function bytesOf(data: unknown, offset: number, size: number | undefined): Uint8Array {
   let view: Uint8Array;
   if (data instanceof ArrayBuffer) view = new Uint8Array(data);
   else if (ArrayBuffer.isView(data)) view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

@@ -22,7 +22,7 @@ import { Event } from '../sync/event';
 import { Barrier } from '../sync/barrier';
 import { Value, SharedArray, type ValueHandle } from '../sync/values';
 import { SharedMemory } from '../sync/shared_memory';
-import { native } from '../posix/native';
+import { native, supported } from '../posix/native';
 
 const MARKER = '\u0000forkwise';
 const PLAIN = 0;
@@ -75,7 +75,7 @@ byKind.set('SharedArray', { handleOf: (a) => (a as SharedArray).handle, fromHand
 
 // Kinds whose module a thread or process may not have loaded when their first handle
 // arrives (a manager proxy sent to a thread that only imported forkwise/threading).
-const lateModules: Record<string, string> = { Manager: '../multiprocessing/manager_proxy' };
+const lateModules: Record<string, string> = { Manager: '../multiprocessing/manager_proxy', Fallback: '../compat/messaging' };
 
 function lateKind(kind: string): ByHandleKind | undefined {
   for (const [prefix, module] of Object.entries(lateModules)) {
@@ -338,7 +338,7 @@ export function serializeShortLived(value: unknown, path = 'value'): Uint8Array 
   const flag = hasHandles ? WITH_HANDLES : PLAIN;
   // V8's serializer called directly, into the scratch; node:v8's for what it leaves to Node
   // (typed arrays, DataViews) and to say why a value is refused.
-  const fast = native.serializeInto(input, flag, scratch);
+  const fast = supported ? native.serializeInto(input, flag, scratch) : undefined;
   if (typeof fast === 'number') return scratch.subarray(0, fast);
   if (fast !== undefined) return fast;
   const serializer = new DefaultSerializer();
@@ -370,7 +370,7 @@ export function deserialize(bytes: Uint8Array): unknown {
   if (bytes.byteLength < 2 || (flag !== PLAIN && flag !== WITH_HANDLES)) {
     throw new ForkwiseError('ERR_FORKWISE_BAD_MESSAGE', "forkwise: a message is not in forkwise's format");
   }
-  let value = native.deserializeFrom(bytes.subarray(1), NOT_FAST);
+  let value = supported ? native.deserializeFrom(bytes.subarray(1), NOT_FAST) : NOT_FAST;
   if (value === NOT_FAST) {
     const deserializer = new DefaultDeserializer(bytes);
     deserializer.readRawBytes(1);

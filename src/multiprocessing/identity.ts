@@ -2,7 +2,6 @@
  * Who this process is in the tree of Processes: `currentProcess()` and `parentProcess()`,
  * Process-shaped as in CPython (`pid`, `name`, `daemon`, `isAlive()`, `exitCode`).
  */
-import { native } from '../posix/native';
 
 /** The Process-shaped view of this process or of its parent. */
 export class ProcessView {
@@ -21,7 +20,7 @@ export class ProcessView {
   isAlive(): boolean {
     if (this.pid === process.pid) return true;
     try {
-      native.kill(this.pid, 0);
+      process.kill(this.pid, 0);
     } catch {
       return false;
     }

@@ -16,7 +16,7 @@ const spawnMain = join(__dirname, 'spawn_main.js');
 
 // Options of this node that a child node should share; not those that make it a debugger
 // target or run something else than the bootstrap.
-function childExecArgv(): string[] {
+export function childExecArgv(): string[] {
   return process.execArgv.filter((arg) => !/^--(inspect|debug|eval|print|input-type|test)/.test(arg) && !/^-[ep]$/.test(arg));
 }
 

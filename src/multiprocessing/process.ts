@@ -15,6 +15,9 @@ import type { ChildEnd, Popen } from './popen';
 import { checkForkSafe, startFork } from './popen_fork';
 import { startSpawn } from './popen_spawn';
 import { startForkserver } from './popen_forkserver';
+import { signalFallbackChild, startFallback } from './popen_fallback';
+import { fallbackWhere, useFallback } from '../compat/platform';
+import { collectLent } from '../compat/connection';
 import { getStartMethod, validateStartMethod, type StartMethod } from './start_method';
 
 export interface ProcessOptions {
@@ -137,6 +140,9 @@ export class Process {
     const overridesRun = this.run !== Process.prototype.run;
     const identity = { name: this.name, daemon: this.#daemon, parentPid: process.pid, parentName: currentProcess().name };
     let popen: Popen | Promise<Popen>;
+    if (useFallback && method !== 'spawn') {
+      throw new ForkwiseError('ERR_FORKWISE_UNSUPPORTED_PLATFORM', `forkwise: the '${method}' start method is not available ${fallbackWhere()}: use 'spawn'`);
+    }
     if (method === 'fork') {
       checkForkSafe();
       popen = startFork({
@@ -147,8 +153,15 @@ export class Process {
     } else {
       const target = overridesRun ? this.run : this.#target;
       const thisArg = overridesRun ? { ...(this as object), name: this.name, daemon: this.#daemon } : undefined;
-      const payload = makePayload(identity, target, thisArg, overridesRun ? [] : this.#args);
-      popen = method === 'spawn' ? startSpawn(payload, this.#daemon) : startForkserver(payload, this.#daemon);
+      const args = overridesRun ? [] : this.#args;
+      if (useFallback) {
+        // Pipe ends among the arguments are held on the way, until the child attaches them.
+        const [payload, lent] = collectLent(() => makePayload(identity, target, thisArg, args));
+        popen = startFallback(payload, this.#daemon, lent);
+      } else {
+        const payload = makePayload(identity, target, thisArg, args);
+        popen = method === 'spawn' ? startSpawn(payload, this.#daemon) : startForkserver(payload, this.#daemon);
+      }
     }
     children.add(this);
     this.#starting = Promise.resolve(popen).then(
@@ -264,7 +277,8 @@ export class Process {
       return;
     }
     try {
-      kill(popen.pid, signal);
+      if (useFallback) signalFallbackChild(popen.pid, signal as NodeJS.Signals | number);
+      else kill(popen.pid, signal);
     } catch (error) {
       if ((error as { code?: string }).code !== 'ESRCH') throw error;
     }

@@ -1,6 +1,7 @@
 /** The start methods, and the one this process uses by default. */
 import { invalidArgValue } from '../posix/errors';
 import { isForkSafe } from '../posix/fork';
+import { useFallback } from '../compat/platform';
 
 export type StartMethod = 'fork' | 'forkserver' | 'spawn';
 const methods: readonly StartMethod[] = ['fork', 'forkserver', 'spawn'];
@@ -16,16 +17,17 @@ export function validateStartMethod(method: unknown, name: string): StartMethod 
 
 /** The names of the start methods this platform has. */
 export function getAllStartMethods(): StartMethod[] {
-  return process.platform === 'win32' ? ['spawn'] : [...methods];
+  return useFallback ? ['spawn'] : [...methods];
 }
 
 /**
  * The default start method: the one set with `setStartMethod`, else `fork` in a fork-safe
- * process (`node --single-threaded`), else `forkserver`; `spawn` on Windows.
+ * process (`node --single-threaded`), else `forkserver`; `spawn` on the platform fallback
+ * (Windows, or FORKWISE_FORCE_FALLBACK=1).
  */
 export function getStartMethod(): StartMethod {
   if (chosen) return chosen;
-  if (process.platform === 'win32') return 'spawn';
+  if (useFallback) return 'spawn';
   return isForkSafe() ? 'fork' : 'forkserver';
 }
 

@@ -156,7 +156,11 @@ export interface NativeSeqWatch {
   cancel(): void;
 }
 
-export const supported = process.platform !== 'win32';
+/**
+ * Whether the addon is used: not on Windows, and not when `FORKWISE_FORCE_FALLBACK=1` asks
+ * this POSIX process to take the Windows code path (so that path is tested here).
+ */
+export const supported = process.platform !== 'win32' && process.env.FORKWISE_FORCE_FALLBACK !== '1';
 
 function load(): NativeBinding {
   const root = join(__dirname, '..', '..');
@@ -185,7 +189,7 @@ function unsupported(): NativeBinding {
       return () => {
         throw new ForkwiseError(
           'ERR_FORKWISE_UNSUPPORTED_PLATFORM',
-          `forkwise: ${String(name)}() is not available on ${process.platform}`,
+          `forkwise: ${String(name)}() is not available ${process.platform === 'win32' ? 'on Windows' : 'with FORKWISE_FORCE_FALLBACK=1'}`,
         );
       };
     },

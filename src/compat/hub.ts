@@ -1,0 +1,374 @@
+/**
+ * The objects of the platform fallback (queues and pipes), kept by the process that created
+ * them, in its service thread (service_main.ts), and used by every process and thread that
+ * holds a handle: over a local socket from other processes, directly from its own threads.
+ *
+ * - Values are the bytes the user's thread serialized; the hub never deserializes them.
+ * - Every wait (a `get` on an empty queue, a `put` on a full one, a `recv` with nothing to
+ *   read, a `join`) is parked here with its deadline: the hub alone decides whether a wait
+ *   ended with a value, a timeout or a cancellation, so a value is never handed to a waiter
+ *   that gave up (nothing lost) nor to two (nothing duplicated).
+ * - A client is one thread of one process (a socket, or this process's own thread). When it
+ *   goes (its socket closes: an exit or a SIGKILL), its parked waits are dropped and the pipe
+ *   ends it held are released: a peer reading an end that nobody holds any more gets EOF once
+ *   what was sent is read.
+ */
+
+export type Reply = (result: { value?: unknown; error?: WireError }) => void;
+
+/** An error as it crosses: the classes are rebuilt from `code` on the calling side. */
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+export interface Client {
+  readonly id: number;
+}
+
+interface Waiter {
+  client: Client;
+  rid: number;
+  reply: Reply;
+  timer: NodeJS.Timeout | undefined;
+  /** A pipe's poll: answered `true` without taking the message. */
+  peek?: boolean;
+  /** Called when the wait ends without being answered by its object (timeout, cancel, drop). */
+  onDrop?: () => void;
+}
+
+const FOREVER = -1;
+
+function failure(code: string, message: string): { error: WireError } {
+  return { error: { code, message } };
+}
+
+class Fifo<T> {
+  #items: T[] = [];
+  #head = 0;
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+  push(item: T): void {
+    this.#items.push(item);
+  }
+  unshift(item: T): void {
+    if (this.#head > 0) this.#items[--this.#head] = item;
+    else this.#items.unshift(item);
+  }
+  shift(): T | undefined {
+    if (this.#head === this.#items.length) return undefined;
+    const item = this.#items[this.#head]!;
+    this.#items[this.#head++] = undefined as T;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+  remove(predicate: (item: T) => boolean): T[] {
+    const kept: T[] = [];
+    const removed: T[] = [];
+    for (let i = this.#head; i < this.#items.length; i++) (predicate(this.#items[i]!) ? removed : kept).push(this.#items[i]!);
+    this.#items = kept;
+    this.#head = 0;
+    return removed;
+  }
+}
+
+/** The waits of one kind (getters of a queue…), each ended exactly once. */
+class Waiters {
+  readonly #queue = new Fifo<Waiter>();
+
+  constructor(private readonly hub: Hub) {}
+
+  get length(): number {
+    return this.#queue.length;
+  }
+
+  /** Parks `waiter` up to `timeout` ms (FOREVER: no limit); `onTimeout` answers then. */
+  park(waiter: Waiter, timeout: number, onTimeout: () => { value?: unknown; error?: WireError }): void {
+    if (timeout !== FOREVER) {
+      waiter.timer = setTimeout(() => {
+        if (this.#queue.remove((w) => w === waiter).length === 0) return;
+        this.hub.forget(waiter);
+        waiter.onDrop?.();
+        waiter.reply(onTimeout());
+      }, timeout);
+    }
+    this.#queue.push(waiter);
+    this.hub.remember(waiter, this);
+  }
+
+  /** The longest-waiting waiter, taken off the list (the caller answers it). */
+  take(): Waiter | undefined {
+    const waiter = this.#queue.shift();
+    if (waiter) this.#end(waiter);
+    return waiter;
+  }
+
+  /** Takes every waiter off (the caller answers them). */
+  takeAll(): Waiter[] {
+    const all: Waiter[] = [];
+    for (let w = this.take(); w; w = this.take()) all.push(w);
+    return all;
+  }
+
+  /** Removes `waiter` if still parked: true when it was. */
+  drop(waiter: Waiter): boolean {
+    if (this.#queue.remove((w) => w === waiter).length === 0) return false;
+    this.#end(waiter);
+    waiter.onDrop?.();
+    return true;
+  }
+
+  #end(waiter: Waiter): void {
+    if (waiter.timer) clearTimeout(waiter.timer);
+    this.hub.forget(waiter);
+  }
+}
+
+interface HubObject {
+  call(client: Client, rid: number, method: string, args: Record<string, unknown>, reply: Reply): void;
+  dropClient?(client: Client): void;
+}
+
+/** A queue: items, and the getters, putters and joiners waiting on it. */
+class HubQueue implements HubObject {
+  readonly #items = new Fifo<Buffer>();
+  readonly #getters: Waiters;
+  readonly #putters: Waiters;
+  readonly #joiners: Waiters;
+  readonly #pendingPuts = new Map<Waiter, Buffer>();
+  #unfinished = 0;
+
+  constructor(
+    hub: Hub,
+    readonly maxsize: number,
+  ) {
+    this.#getters = new Waiters(hub);
+    this.#putters = new Waiters(hub);
+    this.#joiners = new Waiters(hub);
+  }
+
+  call(client: Client, rid: number, method: string, args: Record<string, unknown>, reply: Reply): void {
+    const timeout = (args.timeout as number | undefined) ?? FOREVER;
+    switch (method) {
+      case 'put': {
+        const bytes = args.bytes as Buffer;
+        if (this.#hasRoom()) {
+          this.#add(bytes);
+          return reply({});
+        }
+        if (timeout === 0) return reply(failure('ERR_QUEUE_FULL', 'The queue is full'));
+        const waiter: Waiter = { client, rid, reply, timer: undefined, onDrop: () => this.#pendingPuts.delete(waiter) };
+        this.#pendingPuts.set(waiter, bytes);
+        return this.#putters.park(waiter, timeout, () => failure('ERR_QUEUE_FULL', 'The queue is full'));
+      }
+      case 'get': {
+        const item = this.#items.shift();
+        if (item) {
+          this.#admitPutters();
+          return reply({ value: item });
+        }
+        if (timeout === 0) return reply(failure('ERR_QUEUE_EMPTY', 'The queue is empty'));
+        return this.#getters.park({ client, rid, reply, timer: undefined }, timeout, () => failure('ERR_QUEUE_EMPTY', 'The queue is empty'));
+      }
+      case 'unget': // taken by a get whose caller closed the queue or died meanwhile
+        this.#putBack(args.bytes as Buffer);
+        return reply({});
+      case 'qsize':
+        return reply({ value: this.#items.length });
+      case 'unfinished':
+        return reply({ value: this.#unfinished });
+      case 'taskDone':
+        if (this.#unfinished === 0) return reply(failure('ERR_QUEUE_TASK_DONE_TOO_MANY', 'taskDone() called too many times'));
+        if (--this.#unfinished === 0) for (const w of this.#joiners.takeAll()) w.reply({ value: true });
+        return reply({});
+      case 'join':
+        if (this.#unfinished === 0) return reply({ value: true });
+        if (timeout === 0) return reply({ value: false });
+        return this.#joiners.park({ client, rid, reply, timer: undefined }, timeout, () => ({ value: false }));
+      default:
+        return reply(failure('ERR_FORKWISE_BAD_MESSAGE', `unknown queue method ${method}`));
+    }
+  }
+
+  #hasRoom(): boolean {
+    return this.maxsize <= 0 || this.#items.length < this.maxsize;
+  }
+
+  #add(bytes: Buffer): void {
+    this.#unfinished += 1;
+    const getter = this.#getters.take();
+    if (getter) getter.reply({ value: bytes });
+    else this.#items.push(bytes);
+  }
+
+  #putBack(bytes: Buffer): void {
+    const getter = this.#getters.take();
+    if (getter) getter.reply({ value: bytes });
+    else this.#items.unshift(bytes);
+  }
+
+  #admitPutters(): void {
+    while (this.#putters.length > 0 && this.#hasRoom()) {
+      const putter = this.#putters.take()!;
+      const bytes = this.#pendingPuts.get(putter)!;
+      this.#pendingPuts.delete(putter);
+      this.#add(bytes);
+      putter.reply({});
+    }
+  }
+}
+
+/** A pipe: what each end sent and not yet read, and who holds each end. */
+class HubPipe implements HubObject {
+  readonly #sent = [new Fifo<Buffer>(), new Fifo<Buffer>()]; // [from end 0, from end 1]
+  readonly #readers: [Waiters, Waiters]; // waiting to read at end 0, at end 1
+  readonly #holders = [new Map<Client, number>(), new Map<Client, number>()];
+  // Handles of an end on their way to another process or thread (in a child's arguments or
+  // in a message): they hold the end until claimed by whoever attaches, or given back.
+  readonly #lent = new Map<string, 0 | 1>();
+
+  constructor(hub: Hub, creator: Client) {
+    this.#readers = [new Waiters(hub), new Waiters(hub)];
+    this.#holders[0]!.set(creator, 1);
+    this.#holders[1]!.set(creator, 1);
+  }
+
+  call(client: Client, rid: number, method: string, args: Record<string, unknown>, reply: Reply): void {
+    const end = args.end as 0 | 1;
+    if (end !== 0 && end !== 1) return reply(failure('ERR_FORKWISE_BAD_MESSAGE', 'bad pipe end'));
+    const other = (1 - end) as 0 | 1;
+    const timeout = (args.timeout as number | undefined) ?? FOREVER;
+    switch (method) {
+      case 'send':
+        if (!this.#held(other)) return reply(failure('ERR_EOF', 'The other end of the connection is closed'));
+        this.#deliver(other, args.bytes as Buffer, false);
+        return reply({});
+      case 'recv':
+      case 'poll': {
+        const peek = method === 'poll';
+        const ready = this.#sent[other]!.length > 0 || !this.#held(other);
+        if (ready) return reply(peek ? { value: true } : this.#take(other));
+        if (timeout === 0) return reply(peek ? { value: false } : failure('ERR_TIMEOUT', 'Nothing to read within the timeout'));
+        return this.#readers[end].park({ client, rid, reply, timer: undefined, peek }, timeout, () =>
+          peek ? { value: false } : failure('ERR_TIMEOUT', 'Nothing to read within the timeout'),
+        );
+      }
+      case 'unget': // taken by a reader that died before it had it: first in line again
+        this.#deliver(end, args.bytes as Buffer, true);
+        return reply({});
+      case 'hold':
+        this.#holders[end]!.set(client, (this.#holders[end]!.get(client) ?? 0) + 1);
+        return reply({});
+      case 'lend':
+        this.#lent.set(args.token as string, end);
+        return reply({});
+      case 'claim':
+        this.#holders[end]!.set(client, (this.#holders[end]!.get(client) ?? 0) + 1);
+        this.#lent.delete(args.token as string);
+        return reply({});
+      case 'unlend':
+        if (this.#lent.delete(args.token as string)) this.#eofIfUnheld(end);
+        return reply({});
+      case 'release':
+        this.#release(client, end, false);
+        return reply({});
+      default:
+        return reply(failure('ERR_FORKWISE_BAD_MESSAGE', `unknown pipe method ${method}`));
+    }
+  }
+
+  dropClient(client: Client): void {
+    this.#release(client, 0, true);
+    this.#release(client, 1, true);
+  }
+
+  // Hands `bytes` (sent to `end`) to the first recv waiting there, answering the polls before
+  // it; else keeps it, at the front for a message put back.
+  #deliver(end: 0 | 1, bytes: Buffer, first: boolean): void {
+    for (let reader = this.#readers[end].take(); reader; reader = this.#readers[end].take()) {
+      if (!reader.peek) return reader.reply({ value: bytes });
+      reader.reply({ value: true });
+    }
+    const sent = this.#sent[1 - end]!;
+    if (first) sent.unshift(bytes);
+    else sent.push(bytes);
+  }
+
+  #take(from: 0 | 1): { value?: unknown; error?: WireError } {
+    const bytes = this.#sent[from]!.shift();
+    if (bytes) return { value: bytes };
+    return failure('ERR_EOF', 'The other end of the connection is closed');
+  }
+
+  #release(client: Client, end: 0 | 1, all: boolean): void {
+    const holders = this.#holders[end]!;
+    const count = holders.get(client);
+    if (count === undefined) return;
+    if (all || count <= 1) holders.delete(client);
+    else holders.set(client, count - 1);
+    this.#eofIfUnheld(end);
+  }
+
+  #held(end: 0 | 1): boolean {
+    if (this.#holders[end]!.size > 0) return true;
+    for (const lentEnd of this.#lent.values()) if (lentEnd === end) return true;
+    return false;
+  }
+
+  // Nobody holds `end` any more: whoever waits to read at the other end gets EOF now.
+  #eofIfUnheld(end: 0 | 1): void {
+    if (this.#held(end)) return;
+    const other = (1 - end) as 0 | 1;
+    for (const reader of this.#readers[other].takeAll()) reader.reply(reader.peek ? { value: true } : this.#take(end));
+  }
+}
+
+export type ObjectKind = 'queue' | 'pipe';
+
+/** Every object of this process, by id, and the waits parked on them. */
+export class Hub {
+  readonly #objects = new Map<number, HubObject>();
+  readonly #parked = new Map<Client, Map<number, [Waiter, Waiters]>>();
+  #nextId = 1;
+
+  create(client: Client, kind: ObjectKind, options: { maxsize?: number }): number {
+    const id = this.#nextId++;
+    this.#objects.set(id, kind === 'queue' ? new HubQueue(this, options.maxsize ?? 0) : new HubPipe(this, client));
+    return id;
+  }
+
+  call(client: Client, rid: number, id: number, method: string, args: Record<string, unknown>, reply: Reply): void {
+    const object = this.#objects.get(id);
+    if (!object) return reply(failure('ERR_FORKWISE_BAD_HANDLE', 'no such object in its process'));
+    object.call(client, rid, method, args, reply);
+  }
+
+  /** Ends the parked wait `rid` of `client` as cancelled; nothing if it has ended already. */
+  cancel(client: Client, rid: number): void {
+    const entry = this.#parked.get(client)?.get(rid);
+    if (!entry) return;
+    const [waiter, waiters] = entry;
+    if (waiters.drop(waiter)) waiter.reply(failure('ABORT_ERR', 'The operation was aborted'));
+  }
+
+  /** `client` is gone: its waits are dropped (nobody to answer) and its pipe ends released. */
+  dropClient(client: Client): void {
+    for (const [waiter, waiters] of this.#parked.get(client)?.values() ?? []) waiters.drop(waiter);
+    this.#parked.delete(client);
+    for (const object of this.#objects.values()) object.dropClient?.(client);
+  }
+
+  remember(waiter: Waiter, waiters: Waiters): void {
+    let mine = this.#parked.get(waiter.client);
+    if (!mine) this.#parked.set(waiter.client, (mine = new Map()));
+    mine.set(waiter.rid, [waiter, waiters]);
+  }
+
+  forget(waiter: Waiter): void {
+    this.#parked.get(waiter.client)?.delete(waiter.rid);
+  }
+}

@@ -1,0 +1,3 @@
+/** The messaging classes of the platform fallback (loaded by the serializer for their handles). */
+export { Pipe, Connection, type FallbackConnectionHandle } from './connection';
+export { Queue, SimpleQueue, JoinableQueue, type FallbackQueueHandle } from './queue';
