@@ -278,3 +278,6 @@ async function handle(request: Request): Promise<void> {
 }
 
 port.on('message', (request: Request) => void handle(request));
+// The thread it serves has ended (a worker thread terminated): so does this one, with its
+// hub and sockets; its children see their channel close and end.
+port.once('close', () => process.exit(0));

@@ -22,7 +22,8 @@
  *   recycled or dies is seen).
  */
 import { availableParallelism } from 'node:os';
-import { Pipe, type Connection } from '../messaging/connection';
+import { Pipe, type Connection } from './messaging';
+import { useFallback } from '../compat/platform';
 import { TimeoutError } from '../messaging/errors';
 import { describeTarget, type TaskSpec } from '../messaging/task';
 import { abortError, ForkwiseError, invalidArgType, invalidArgValue } from '../posix/errors';
@@ -943,6 +944,7 @@ function percentiles(list: number[]): Percentiles {
 // (shared_memory.ts). Once the worker has mapped it (its first answer) or has ended, nobody
 // attaches by name any more: removed, so that recycled workers leave nothing in /dev/shm.
 function forgetName(conn: Connection): void {
+  if (useFallback) return; // the fallback's pipes are kept by this process, not named
   try {
     native.shmUnlink(`/${conn.handle.name}`);
   } catch {

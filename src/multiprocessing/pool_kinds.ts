@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Connection } from '../messaging/connection';
 import { serialize } from '../messaging/serializer';
-import { kill } from '../posix/kill';
 import { Process } from './process';
 import { workerLoop, type WorkerSetup } from './pool_worker';
 import type { StartMethod } from './start_method';
@@ -112,13 +111,7 @@ export function processWorkers(method: StartMethod): WorkerKind {
             // already gone
           }
           setTimeout(() => {
-            if (proc.isAlive() && proc.pid !== undefined) {
-              try {
-                kill(proc.pid, 'SIGKILL');
-              } catch {
-                // gone meanwhile
-              }
-            }
+            if (proc.isAlive()) proc.kill();
           }, KILL_GRACE_MS).unref();
         },
         keepAlive() {

@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import * as raw from 'forkwise';
 import {
   Process,
+  Pool,
+  ThreadPool,
+  WorkerDiedError,
+  TimeoutError,
   Pipe,
   Queue,
   JoinableQueue,
@@ -333,6 +337,46 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
       assert.throws(() => (Queue as unknown as { fromHandle(h: unknown): unknown }).fromHandle({ kind: 'FallbackQueue', id: 1 }), {
         code: 'ERR_INVALID_ARG_VALUE',
       });
+    });
+  });
+
+  describe('Pool and ThreadPool', () => {
+    it('map, apply, errors, a timeout and a killed worker, on spawned workers', async function () {
+      this.timeout(60_000);
+      const pool = new Pool({ processes: 2 });
+      try {
+        assert.deepEqual(await pool.map((x: number) => x * 2, [1, 2, 3, 4, 5]), [2, 4, 6, 8, 10]);
+        assert.equal(await pool.apply((a: number, b: number) => a + b, [2, 3]), 5);
+        await assert.rejects(
+          pool.apply(() => {
+            throw new TypeError('bad input');
+          }),
+          { name: 'TypeError', message: 'bad input' },
+        );
+        await assert.rejects(pool.apply(() => new Promise((resolve) => setTimeout(resolve, 60_000)), [], { timeout: 200 }), TimeoutError);
+        // A worker killed mid-task fails exactly that task; the others complete.
+        const others = pool.map((x: number) => x * 2, Array.from({ length: 200 }, (_, i) => i));
+        await assert.rejects(
+          pool.apply(() => process.kill(process.pid, 'SIGKILL')),
+          (error: unknown) => error instanceof WorkerDiedError && /SIGKILL/.test((error as Error).message),
+        );
+        assert.deepEqual(await others, Array.from({ length: 200 }, (_, i) => i * 2));
+        const outer = 3;
+        await assert.rejects(pool.apply(() => outer), /outer/);
+      } finally {
+        pool.close();
+        await pool.join();
+      }
+    });
+
+    it('ThreadPool runs on worker threads', async () => {
+      const pool = new ThreadPool({ processes: 2 });
+      try {
+        assert.deepEqual(await pool.map((x: number) => x * 3, [1, 2, 3]), [3, 6, 9]);
+      } finally {
+        await pool.terminate();
+        await pool.join(); // its threads' ends handled before the suite's leftover check
+      }
     });
   });
 });
