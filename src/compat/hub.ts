@@ -76,6 +76,110 @@ class Fifo<T> {
   }
 }
 
+export type QueueOrder = 'fifo' | 'lifo' | 'priority';
+
+/** A queue's items in the order they are got. */
+interface Store {
+  readonly length: number;
+  add(bytes: Buffer, priority: number): void;
+  take(): Buffer | undefined;
+  /** An item taken by a getter that died or gave up: first in line again. */
+  putBack(bytes: Buffer): void;
+}
+
+class FifoStore extends Fifo<Buffer> implements Store {
+  add(bytes: Buffer): void {
+    this.push(bytes);
+  }
+  take(): Buffer | undefined {
+    return this.shift();
+  }
+  putBack(bytes: Buffer): void {
+    this.unshift(bytes);
+  }
+}
+
+class LifoStore implements Store {
+  readonly #items: Buffer[] = [];
+  get length(): number {
+    return this.#items.length;
+  }
+  add(bytes: Buffer): void {
+    this.#items.push(bytes);
+  }
+  take(): Buffer | undefined {
+    return this.#items.pop();
+  }
+  putBack(bytes: Buffer): void {
+    this.#items.push(bytes);
+  }
+}
+
+interface Entry {
+  priority: number;
+  order: number;
+  bytes: Buffer;
+}
+
+/** Lowest priority first, then first put first (a binary heap). */
+class PriorityStore implements Store {
+  readonly #heap: Entry[] = [];
+  // Where an item taken came from, so that a put back goes where it was.
+  readonly #keys = new WeakMap<Buffer, Entry>();
+  #added = 0;
+  #putBacks = 0;
+
+  get length(): number {
+    return this.#heap.length;
+  }
+  add(bytes: Buffer, priority: number): void {
+    this.#insert({ priority, order: this.#added++, bytes });
+  }
+  take(): Buffer | undefined {
+    const heap = this.#heap;
+    const top = heap[0];
+    if (!top) return undefined;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      this.#down(0);
+    }
+    this.#keys.set(top.bytes, top);
+    return top.bytes;
+  }
+  putBack(bytes: Buffer): void {
+    this.#insert(this.#keys.get(bytes) ?? { priority: -Infinity, order: --this.#putBacks, bytes });
+  }
+  #insert(entry: Entry): void {
+    const heap = this.#heap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i]!, heap[parent]!)) break;
+      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      i = parent;
+    }
+  }
+  #down(i: number): void {
+    const heap = this.#heap;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let least = i;
+      if (left < heap.length && before(heap[left]!, heap[least]!)) least = left;
+      if (right < heap.length && before(heap[right]!, heap[least]!)) least = right;
+      if (least === i) return;
+      [heap[i], heap[least]] = [heap[least]!, heap[i]!];
+      i = least;
+    }
+  }
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.priority < b.priority || (a.priority === b.priority && a.order < b.order);
+}
+
 /** The waits of one kind (getters of a queue…), each ended exactly once. */
 class Waiters {
   readonly #queue = new Fifo<Waiter>();
@@ -135,17 +239,19 @@ interface HubObject {
 
 /** A queue: items, and the getters, putters and joiners waiting on it. */
 class HubQueue implements HubObject {
-  readonly #items = new Fifo<Buffer>();
+  readonly #items: Store;
   readonly #getters: Waiters;
   readonly #putters: Waiters;
   readonly #joiners: Waiters;
-  readonly #pendingPuts = new Map<Waiter, Buffer>();
+  readonly #pendingPuts = new Map<Waiter, [Buffer, number]>();
   #unfinished = 0;
 
   constructor(
     hub: Hub,
     readonly maxsize: number,
+    order: QueueOrder,
   ) {
+    this.#items = order === 'lifo' ? new LifoStore() : order === 'priority' ? new PriorityStore() : new FifoStore();
     this.#getters = new Waiters(hub);
     this.#putters = new Waiters(hub);
     this.#joiners = new Waiters(hub);
@@ -156,17 +262,18 @@ class HubQueue implements HubObject {
     switch (method) {
       case 'put': {
         const bytes = args.bytes as Buffer;
+        const priority = (args.priority as number | undefined) ?? 0;
         if (this.#hasRoom()) {
-          this.#add(bytes);
+          this.#add(bytes, priority);
           return reply({});
         }
         if (timeout === 0) return reply(failure('ERR_QUEUE_FULL', 'The queue is full'));
         const waiter: Waiter = { client, rid, reply, timer: undefined, onDrop: () => this.#pendingPuts.delete(waiter) };
-        this.#pendingPuts.set(waiter, bytes);
+        this.#pendingPuts.set(waiter, [bytes, priority]);
         return this.#putters.park(waiter, timeout, () => failure('ERR_QUEUE_FULL', 'The queue is full'));
       }
       case 'get': {
-        const item = this.#items.shift();
+        const item = this.#items.take();
         if (item) {
           this.#admitPutters();
           return reply({ value: item });
@@ -198,25 +305,25 @@ class HubQueue implements HubObject {
     return this.maxsize <= 0 || this.#items.length < this.maxsize;
   }
 
-  #add(bytes: Buffer): void {
+  #add(bytes: Buffer, priority: number): void {
     this.#unfinished += 1;
     const getter = this.#getters.take();
     if (getter) getter.reply({ value: bytes });
-    else this.#items.push(bytes);
+    else this.#items.add(bytes, priority);
   }
 
   #putBack(bytes: Buffer): void {
     const getter = this.#getters.take();
     if (getter) getter.reply({ value: bytes });
-    else this.#items.unshift(bytes);
+    else this.#items.putBack(bytes);
   }
 
   #admitPutters(): void {
     while (this.#putters.length > 0 && this.#hasRoom()) {
       const putter = this.#putters.take()!;
-      const bytes = this.#pendingPuts.get(putter)!;
+      const [bytes, priority] = this.#pendingPuts.get(putter)!;
       this.#pendingPuts.delete(putter);
-      this.#add(bytes);
+      this.#add(bytes, priority);
       putter.reply({});
     }
   }
@@ -335,9 +442,9 @@ export class Hub {
   readonly #parked = new Map<Client, Map<number, [Waiter, Waiters]>>();
   #nextId = 1;
 
-  create(client: Client, kind: ObjectKind, options: { maxsize?: number }): number {
+  create(client: Client, kind: ObjectKind, options: { maxsize?: number; order?: QueueOrder }): number {
     const id = this.#nextId++;
-    this.#objects.set(id, kind === 'queue' ? new HubQueue(this, options.maxsize ?? 0) : new HubPipe(this, client));
+    this.#objects.set(id, kind === 'queue' ? new HubQueue(this, options.maxsize ?? 0, options.order ?? 'fifo') : new HubPipe(this, client));
     return id;
   }
 

@@ -1,3 +1,3 @@
 /** The messaging classes of the platform fallback (loaded by the serializer for their handles). */
 export { Pipe, Connection, type FallbackConnectionHandle } from './connection';
-export { Queue, SimpleQueue, JoinableQueue, type FallbackQueueHandle } from './queue';
+export { Queue, SimpleQueue, JoinableQueue, PriorityQueue, LifoQueue, type FallbackQueueHandle } from './queue';

@@ -15,8 +15,15 @@ import { deserialize, registerByHandle, serialize } from '../messaging/serialize
 import { refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
 import type { ObjectRef } from './service_main';
+import type { QueueOrder } from './hub';
 
-type QueueKind = 'Queue' | 'SimpleQueue' | 'JoinableQueue';
+/** As the shared-memory PriorityQueue and LifoQueue take them. */
+interface OrderedQueueOptions {
+  maxsize?: number;
+  capacity?: number;
+}
+
+type QueueKind = 'Queue' | 'SimpleQueue' | 'JoinableQueue' | 'PriorityQueue' | 'LifoQueue';
 
 /** Handles name their kind apart from the shared-memory queues' (`FallbackQueue`…). */
 export interface FallbackQueueHandle extends ObjectHandle {
@@ -55,11 +62,19 @@ export class Queue<T = unknown> {
     const { maxsize = 0 } = validateObject(options, 'options') as QueueOptions;
     validateInteger(maxsize, 'options.maxsize', 0, 2 ** 31 - 1);
     this.#maxsize = maxsize;
-    const ref = theService().callSync({ op: 'create', kind: 'queue', maxsize }) as ObjectRef;
+    const order = (this.constructor as unknown as { order: QueueOrder }).order;
+    const ref = theService().callSync({ op: 'create', kind: 'queue', maxsize, order }) as ObjectRef;
     this.#use = new ObjectUse(ref, (this.constructor as { kind?: string }).kind ?? 'Queue');
   }
 
   static readonly kind: QueueKind = 'Queue';
+  /** The order items are got in (PriorityQueue and LifoQueue change it). */
+  protected static readonly order: QueueOrder = 'fifo';
+
+  /** The priority an item is ordered by (PriorityQueue). */
+  protected priorityOf(_item: unknown): number {
+    return 0;
+  }
 
   /** Attaches the queue that `handle` describes (in another process or thread). */
   static fromHandle<T = unknown>(handle: FallbackQueueHandle): Queue<T> {
@@ -90,14 +105,16 @@ export class Queue<T = unknown> {
   async put(value: T, options: QueueWaitOptions = {}): Promise<void> {
     this.#use.open();
     const { timeout, signal } = waitOptions(options);
+    const priority = this.priorityOf(value);
     const bytes = serialize(value, 'value');
-    await this.#use.call('put', { bytes, timeout }, signal);
+    await this.#use.call('put', { bytes, timeout, priority }, signal);
   }
 
   putSync(value: T, options: QueueSyncOptions = {}): void {
     this.#use.open();
     const timeout = syncTimeout(options);
-    this.#use.callSync('put', { bytes: serialize(value, 'value'), timeout });
+    const priority = this.priorityOf(value);
+    this.#use.callSync('put', { bytes: serialize(value, 'value'), timeout, priority });
   }
 
   putNowait(value: T): void {
@@ -188,6 +205,49 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   }
 }
 
+/**
+ * CPython's `queue.PriorityQueue` (entries `[priority, value]`, lowest first, ties in the
+ * order put); `capacity` has no meaning here (the hub keeps items in its heap).
+ */
+// Typed loosely: users see the shared-memory class's type (compat/select.ts, threading/index.ts).
+export class PriorityQueue<T = [number, unknown]> extends JoinableQueue<T> {
+  static override readonly kind: QueueKind = 'PriorityQueue';
+  protected static override readonly order: QueueOrder = 'priority';
+
+  constructor(options: OrderedQueueOptions = {}) {
+    const { maxsize, capacity } = validateObject(options, 'options') as OrderedQueueOptions;
+    if (capacity !== undefined) validateInteger(capacity, 'options.capacity', 1, 2 ** 31 - 1);
+    super({ maxsize });
+  }
+
+  static override fromHandle<T = [number, unknown]>(handle: FallbackQueueHandle): PriorityQueue<T> {
+    return attach(handle, 'PriorityQueue', () => new PriorityQueue<T>());
+  }
+
+  protected override priorityOf(entry: unknown): number {
+    if (!Array.isArray(entry) || typeof entry[0] !== 'number' || Number.isNaN(entry[0])) {
+      throw invalidArgType('entry', 'an array [priority, value] whose priority is a number (not NaN)', entry);
+    }
+    return entry[0];
+  }
+}
+
+/** CPython's `queue.LifoQueue`: the last item put is the first got. */
+export class LifoQueue<T = unknown> extends JoinableQueue<T> {
+  static override readonly kind: QueueKind = 'LifoQueue';
+  protected static override readonly order: QueueOrder = 'lifo';
+
+  constructor(options: OrderedQueueOptions = {}) {
+    const { maxsize, capacity } = validateObject(options, 'options') as OrderedQueueOptions;
+    if (capacity !== undefined) validateInteger(capacity, 'options.capacity', 1, 2 ** 31 - 1);
+    super({ maxsize });
+  }
+
+  static override fromHandle<T = unknown>(handle: FallbackQueueHandle): LifoQueue<T> {
+    return attach(handle, 'LifoQueue', () => new LifoQueue<T>());
+  }
+}
+
 function attach<Q>(handle: unknown, kind: QueueKind, build: () => Q): Q {
   if (handle === null || typeof handle !== 'object') throw invalidArgType('handle', 'an object', handle);
   const { kind: actual, maxsize } = handle as Partial<FallbackQueueHandle>;
@@ -205,3 +265,5 @@ function attach<Q>(handle: unknown, kind: QueueKind, build: () => Q): Q {
 registerByHandle(Queue, ['FallbackQueue'], (handle: FallbackQueueHandle) => Queue.fromHandle(handle));
 registerByHandle(SimpleQueue, ['FallbackSimpleQueue'], (handle: FallbackQueueHandle) => SimpleQueue.fromHandle(handle));
 registerByHandle(JoinableQueue, ['FallbackJoinableQueue'], (handle: FallbackQueueHandle) => JoinableQueue.fromHandle(handle));
+registerByHandle(PriorityQueue, ['FallbackPriorityQueue'], (handle: FallbackQueueHandle) => PriorityQueue.fromHandle(handle));
+registerByHandle(LifoQueue, ['FallbackLifoQueue'], (handle: FallbackQueueHandle) => LifoQueue.fromHandle(handle));

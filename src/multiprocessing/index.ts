@@ -31,4 +31,4 @@ export {
   BarrierProxy,
 } from './manager_proxy';
 
-export { Pipe, Connection, Queue, SimpleQueue, JoinableQueue } from './messaging';
+export { Pipe, Connection, Queue, SimpleQueue, JoinableQueue } from '../compat/select';

@@ -22,7 +22,7 @@
  *   recycled or dies is seen).
  */
 import { availableParallelism } from 'node:os';
-import { Pipe, type Connection } from './messaging';
+import { Pipe, type Connection } from '../compat/select';
 import { useFallback } from '../compat/platform';
 import { TimeoutError } from '../messaging/errors';
 import { describeTarget, type TaskSpec } from '../messaging/task';

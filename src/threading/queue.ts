@@ -7,5 +7,6 @@
  *   (CPython's `queue.Queue`; the messaging layer's `JoinableQueue`);
  * - `SimpleQueue`: unbounded FIFO without task counting (CPython's `queue.SimpleQueue`).
  */
-export { JoinableQueue as Queue, SimpleQueue, type QueueHandle, type QueueOptions, type QueueWaitOptions, type QueueSyncOptions } from '../messaging/queue';
+export { JoinableQueue as Queue, SimpleQueue } from '../compat/select';
+export type { QueueHandle, QueueOptions, QueueWaitOptions, QueueSyncOptions } from '../messaging/queue';
 export { QueueEmpty, QueueFull } from '../messaging/errors';

@@ -25,6 +25,7 @@ import {
   QueueFull,
   type TaskRef,
 } from 'forkwise/multiprocessing';
+import * as threading from 'forkwise/threading';
 import { fixtures, runNode } from '../helpers';
 import { stopService } from '../../dist/compat/service';
 
@@ -377,6 +378,36 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
         await pool.terminate();
         await pool.join(); // its threads' ends handled before the suite's leftover check
       }
+    });
+  });
+
+  describe('threading on worker_threads', () => {
+    it('a Thread and a Process share the queue classes of CPython\'s queue module', async () => {
+      const pq = new threading.PriorityQueue<[number, string]>();
+      const lifo = new threading.LifoQueue<number>();
+      const fifo = new threading.Queue<string>();
+      const t = new threading.Thread({
+        target: (p: typeof pq, l: typeof lifo, f: typeof fifo) => {
+          p.putSync([2, 'b']);
+          p.putSync([1, 'a']);
+          l.putSync(1);
+          l.putSync(2);
+          f.putSync('from the thread');
+        },
+        args: [pq, lifo, fifo],
+      });
+      await t.start();
+      await t.join();
+      const p = new Process({ target: (q: { putSync(v: [number, string]): void }) => q.putSync([1, 'a, later']), args: [pq] });
+      await p.start();
+      await p.join();
+      pq.putSync([0, 'first']);
+      assert.deepEqual([pq.getSync(), pq.getSync(), await pq.get(), pq.getSync()], [[0, 'first'], [1, 'a'], [1, 'a, later'], [2, 'b']]);
+      assert.deepEqual([lifo.getSync(), lifo.getSync()], [2, 1]);
+      assert.equal(await fifo.get(), 'from the thread');
+      fifo.taskDone();
+      assert.equal(fifo.joinSync(0), true);
+      assert.throws(() => pq.putSync('not an entry' as never), { code: 'ERR_INVALID_ARG_TYPE' });
     });
   });
 });

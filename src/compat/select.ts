@@ -1,11 +1,12 @@
 /**
- * The messaging classes of this platform: those of messaging/ over shared memory, or on the
- * platform fallback (Windows, or FORKWISE_FORCE_FALLBACK=1) those of compat/, which have
- * the same methods. Their types are the shared-memory classes'.
+ * The messaging classes of this platform, for multiprocessing and threading: those of
+ * messaging/ over shared memory, or on the platform fallback (Windows, or
+ * FORKWISE_FORCE_FALLBACK=1) those of compat/, which have the same methods. Their types are
+ * the shared-memory classes'.
  */
 import * as onShm from '../messaging/index';
-import * as onFallback from '../compat/messaging';
-import { useFallback } from '../compat/platform';
+import * as onFallback from './messaging';
+import { useFallback } from './platform';
 export const Pipe = (useFallback ? onFallback.Pipe : onShm.Pipe) as typeof onShm.Pipe;
 export const Connection = (useFallback ? onFallback.Connection : onShm.Connection) as unknown as typeof onShm.Connection;
 export type Connection = onShm.Connection;
