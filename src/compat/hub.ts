@@ -14,67 +14,11 @@
  *   what was sent is read.
  */
 
-export type Reply = (result: { value?: unknown; error?: WireError }) => void;
+import { failure, Fifo, FOREVER, Waiters, type Client, type HubObject, type Reply, type WaitRegistry, type Waiter, type WireError } from './hub_waits';
 
-/** An error as it crosses: the classes are rebuilt from `code` on the calling side. */
-export interface WireError {
-  code: string;
-  message: string;
-}
+import { HubBarrier, HubCondition, HubEvent, HubLock, HubSemaphore } from './hub_sync';
 
-export interface Client {
-  readonly id: number;
-}
-
-interface Waiter {
-  client: Client;
-  rid: number;
-  reply: Reply;
-  timer: NodeJS.Timeout | undefined;
-  /** A pipe's poll: answered `true` without taking the message. */
-  peek?: boolean;
-  /** Called when the wait ends without being answered by its object (timeout, cancel, drop). */
-  onDrop?: () => void;
-}
-
-const FOREVER = -1;
-
-function failure(code: string, message: string): { error: WireError } {
-  return { error: { code, message } };
-}
-
-class Fifo<T> {
-  #items: T[] = [];
-  #head = 0;
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-  push(item: T): void {
-    this.#items.push(item);
-  }
-  unshift(item: T): void {
-    if (this.#head > 0) this.#items[--this.#head] = item;
-    else this.#items.unshift(item);
-  }
-  shift(): T | undefined {
-    if (this.#head === this.#items.length) return undefined;
-    const item = this.#items[this.#head]!;
-    this.#items[this.#head++] = undefined as T;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return item;
-  }
-  remove(predicate: (item: T) => boolean): T[] {
-    const kept: T[] = [];
-    const removed: T[] = [];
-    for (let i = this.#head; i < this.#items.length; i++) (predicate(this.#items[i]!) ? removed : kept).push(this.#items[i]!);
-    this.#items = kept;
-    this.#head = 0;
-    return removed;
-  }
-}
+export type { Client, Reply, WireError } from './hub_waits';
 
 export type QueueOrder = 'fifo' | 'lifo' | 'priority';
 
@@ -178,63 +122,6 @@ class PriorityStore implements Store {
 
 function before(a: Entry, b: Entry): boolean {
   return a.priority < b.priority || (a.priority === b.priority && a.order < b.order);
-}
-
-/** The waits of one kind (getters of a queue…), each ended exactly once. */
-class Waiters {
-  readonly #queue = new Fifo<Waiter>();
-
-  constructor(private readonly hub: Hub) {}
-
-  get length(): number {
-    return this.#queue.length;
-  }
-
-  /** Parks `waiter` up to `timeout` ms (FOREVER: no limit); `onTimeout` answers then. */
-  park(waiter: Waiter, timeout: number, onTimeout: () => { value?: unknown; error?: WireError }): void {
-    if (timeout !== FOREVER) {
-      waiter.timer = setTimeout(() => {
-        if (this.#queue.remove((w) => w === waiter).length === 0) return;
-        this.hub.forget(waiter);
-        waiter.onDrop?.();
-        waiter.reply(onTimeout());
-      }, timeout);
-    }
-    this.#queue.push(waiter);
-    this.hub.remember(waiter, this);
-  }
-
-  /** The longest-waiting waiter, taken off the list (the caller answers it). */
-  take(): Waiter | undefined {
-    const waiter = this.#queue.shift();
-    if (waiter) this.#end(waiter);
-    return waiter;
-  }
-
-  /** Takes every waiter off (the caller answers them). */
-  takeAll(): Waiter[] {
-    const all: Waiter[] = [];
-    for (let w = this.take(); w; w = this.take()) all.push(w);
-    return all;
-  }
-
-  /** Removes `waiter` if still parked: true when it was. */
-  drop(waiter: Waiter): boolean {
-    if (this.#queue.remove((w) => w === waiter).length === 0) return false;
-    this.#end(waiter);
-    waiter.onDrop?.();
-    return true;
-  }
-
-  #end(waiter: Waiter): void {
-    if (waiter.timer) clearTimeout(waiter.timer);
-    this.hub.forget(waiter);
-  }
-}
-
-interface HubObject {
-  call(client: Client, rid: number, method: string, args: Record<string, unknown>, reply: Reply): void;
-  dropClient?(client: Client): void;
 }
 
 /** A queue: items, and the getters, putters and joiners waiting on it. */
@@ -434,18 +321,46 @@ class HubPipe implements HubObject {
   }
 }
 
-export type ObjectKind = 'queue' | 'pipe';
+export type ObjectKind = 'queue' | 'pipe' | 'Mutex' | 'RLock' | 'Semaphore' | 'Event' | 'Condition' | 'Barrier';
+
+export interface CreateOptions {
+  maxsize?: number;
+  order?: QueueOrder;
+  /** A Semaphore's initial value, and its bound (-1: none); a Barrier's parties. */
+  value?: number;
+  bound?: number;
+}
 
 /** Every object of this process, by id, and the waits parked on them. */
-export class Hub {
+export class Hub implements WaitRegistry {
   readonly #objects = new Map<number, HubObject>();
   readonly #parked = new Map<Client, Map<number, [Waiter, Waiters]>>();
   #nextId = 1;
 
-  create(client: Client, kind: ObjectKind, options: { maxsize?: number; order?: QueueOrder }): number {
+  create(client: Client, kind: ObjectKind, options: CreateOptions): number {
     const id = this.#nextId++;
-    this.#objects.set(id, kind === 'queue' ? new HubQueue(this, options.maxsize ?? 0, options.order ?? 'fifo') : new HubPipe(this, client));
+    this.#objects.set(id, this.#make(client, kind, options));
     return id;
+  }
+
+  #make(client: Client, kind: ObjectKind, { maxsize = 0, order = 'fifo', value = 1, bound = -1 }: CreateOptions): HubObject {
+    switch (kind) {
+      case 'queue':
+        return new HubQueue(this, maxsize, order);
+      case 'pipe':
+        return new HubPipe(this, client);
+      case 'Mutex':
+      case 'RLock':
+        return new HubLock(this, kind === 'RLock');
+      case 'Semaphore':
+        return new HubSemaphore(this, value, bound);
+      case 'Event':
+        return new HubEvent(this);
+      case 'Condition':
+        return new HubCondition(this);
+      case 'Barrier':
+        return new HubBarrier(this, value);
+    }
   }
 
   call(client: Client, rid: number, id: number, method: string, args: Record<string, unknown>, reply: Reply): void {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { ForkwiseError } from '../posix/errors';
 import { EOFError, QueueEmpty, QueueFull, TimeoutError } from '../messaging/errors';
+import { BrokenBarrierError } from '../sync/barrier';
 import type { WireError } from './hub';
 import type { Answer, Request } from './service_main';
 
@@ -34,6 +35,8 @@ export function rebuildError(error: WireError): Error {
       return new EOFError(error.message);
     case 'ERR_TIMEOUT':
       return new TimeoutError(error.message);
+    case 'ERR_BARRIER_BROKEN':
+      return new BrokenBarrierError();
     case 'ABORT_ERR': {
       const abort = new ForkwiseError(error.code, error.message);
       abort.name = 'AbortError';

@@ -19,7 +19,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { Hub, type Client, type QueueOrder, type Reply, type WireError } from './hub';
+import { Hub, type Client, type CreateOptions, type ObjectKind, type Reply, type WireError } from './hub';
 import { newHubAddress, readFrames, writeFrame } from './wire';
 import type { LentHold } from './connection';
 
@@ -41,7 +41,7 @@ export interface ChildEndRecord {
 }
 
 export type Request =
-  | { rid: number; sync: boolean; op: 'create'; kind: 'queue' | 'pipe'; maxsize?: number; order?: QueueOrder }
+  | ({ rid: number; sync: boolean; op: 'create'; kind: ObjectKind } & CreateOptions)
   | { rid: number; sync: boolean; op: 'call'; ref: ObjectRef; method: string; args: Record<string, unknown> }
   | { rid: number; sync: boolean; op: 'cancel'; target: number; address: string }
   | { rid: number; sync: boolean; op: 'spawn'; module: string; payload: Uint8Array; execArgv: string[]; lent: LentHold[] }
@@ -248,7 +248,7 @@ async function handle(request: Request): Promise<void> {
     switch (request.op) {
       case 'create': {
         const { address, key } = await listen();
-        const id = hub.create(self, request.kind, { maxsize: request.maxsize, order: request.order });
+        const id = hub.create(self, request.kind, request);
         return reply({ value: { address, key, id } satisfies ObjectRef });
       }
       case 'call':

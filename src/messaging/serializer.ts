@@ -75,7 +75,7 @@ byKind.set('SharedArray', { handleOf: (a) => (a as SharedArray).handle, fromHand
 
 // Kinds whose module a thread or process may not have loaded when their first handle
 // arrives (a manager proxy sent to a thread that only imported forkwise/threading).
-const lateModules: Record<string, string> = { Manager: '../multiprocessing/manager_proxy', Fallback: '../compat/messaging' };
+const lateModules: Record<string, string> = { Manager: '../multiprocessing/manager_proxy', Fallback: '../compat/index' };
 
 function lateKind(kind: string): ByHandleKind | undefined {
   for (const [prefix, module] of Object.entries(lateModules)) {

@@ -17,6 +17,15 @@ import {
   JoinableQueue,
   SimpleQueue,
   Mutex,
+  RLock,
+  BoundedSemaphore,
+  Event,
+  Condition,
+  Barrier,
+  BrokenBarrierError,
+  RWLock,
+  Value,
+  SharedMemory,
   getStartMethod,
   getAllStartMethods,
   activeChildren,
@@ -58,7 +67,10 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
     it('raw POSIX functions throw ERR_FORKWISE_UNSUPPORTED_PLATFORM naming themselves', () => {
       assert.throws(() => raw.fork(), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM', message: /fork\(\)/ });
       assert.throws(() => raw.pipe(), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM', message: /pipe\(\)/ });
-      assert.throws(() => new Mutex(), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
+      // What needs shared memory is not there.
+      assert.throws(() => new RWLock(), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
+      assert.throws(() => new Value('int32', 0), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
+      assert.throws(() => new SharedMemory({ size: 8 }), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
     });
 
     it("only 'spawn' exists; 'fork' and 'forkserver' are refused at start()", () => {
@@ -408,6 +420,126 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
       fifo.taskDone();
       assert.equal(fifo.joinSync(0), true);
       assert.throws(() => pq.putSync('not an entry' as never), { code: 'ERR_INVALID_ARG_TYPE' });
+    });
+  });
+
+  describe('forkwise/sync primitives kept by the hub', () => {
+    it('a Mutex excludes 2 processes and a thread from each other', async function () {
+      this.timeout(60_000);
+      const lock = new Mutex();
+      const inside = new Event();
+      const overlaps = new Queue<number>();
+      const procs = [0, 1].map(() => new Process({ target: ref('critical'), args: [lock, inside, overlaps, 20] }));
+      const thread = new threading.Thread({ target: { module: tasks, name: 'critical' }, args: [lock, inside, overlaps, 20] });
+      for (const p of procs) await p.start();
+      await thread.start();
+      for (const p of procs) await p.join();
+      await thread.join();
+      for (const p of procs) assert.equal(p.exitCode, 0);
+      assert.equal(thread.error, undefined);
+      assert.equal(overlaps.qsize(), 0, 'two were inside at once');
+      assert.equal(lock.locked(), false);
+    });
+
+    it('Mutex errors as pthread: EDEADLK taken twice, EPERM released unheld; RLock counts', () => {
+      const m = new Mutex();
+      assert.equal(m.acquire(), true);
+      assert.throws(() => m.acquire(), { code: 'EDEADLK' });
+      m.release();
+      assert.throws(() => m.release(), { code: 'EPERM' });
+      const r = new RLock();
+      r.acquire();
+      r.acquire();
+      r.release();
+      assert.equal(r.locked(), true);
+      r.release();
+      assert.equal(r.locked(), false);
+    });
+
+    it('a lock whose owner was SIGKILLed is taken recovered; released without markConsistent it is dead', async () => {
+      const lock = new Mutex();
+      const holding = new Event();
+      const p = new Process({ target: ref('holdAndWait'), args: [lock, holding] });
+      await p.start();
+      assert.equal(await holding.waitAsync(10_000), true);
+      assert.equal(lock.acquire({ blocking: false }), false);
+      p.kill();
+      assert.equal(lock.acquire({ timeout: 10_000 }), true);
+      assert.equal(lock.recovered, true);
+      lock.markConsistent();
+      lock.release();
+      await p.join();
+      // Again, without markConsistent this time.
+      holding.clear();
+      const q = new Process({ target: ref('holdAndWait'), args: [lock, holding] });
+      await q.start();
+      assert.equal(await holding.waitAsync(10_000), true);
+      q.kill();
+      assert.equal(await lock.acquireAsync({ timeout: 10_000 }), true);
+      assert.equal(lock.recovered, true);
+      lock.release();
+      assert.throws(() => lock.acquire(), { code: 'ERR_LOCK_NOT_RECOVERABLE' });
+      await q.join();
+    });
+
+    it('acquireAsync waits without blocking the loop, times out, and aborts', async () => {
+      const lock = new Mutex();
+      lock.acquire();
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      assert.equal(await lock.acquireAsync({ timeout: 100 }), false);
+      clearInterval(timer);
+      assert.ok(ticks >= 5, 'the loop stood still');
+      const ac = new AbortController();
+      const pending = lock.acquireAsync({ signal: ac.signal });
+      setTimeout(() => ac.abort(), 20);
+      await assert.rejects(pending, { name: 'AbortError' });
+      // Another task of this thread waits for the release (not a deadlock).
+      const later = lock.acquireAsync();
+      lock.release();
+      assert.equal(await later, true);
+      lock.release();
+    });
+
+    it('BoundedSemaphore, Event, Condition and Barrier between processes', async () => {
+      const s = new BoundedSemaphore(1);
+      assert.equal(s.acquire({ blocking: false }), true);
+      assert.equal(s.acquire({ blocking: false }), false);
+      s.release();
+      assert.throws(() => s.release(), { code: 'ERR_SEMAPHORE_RELEASED_TOO_MANY_TIMES' });
+
+      const cond = new Condition();
+      const said = new Queue<unknown>();
+      const waiter = new Process({
+        target: (c: Condition, q: Queue<unknown>) => {
+          c.acquire();
+          q.putSync('waiting');
+          const notified = c.wait(10_000);
+          c.release();
+          q.putSync(notified);
+        },
+        args: [cond, said],
+      });
+      await waiter.start();
+      assert.equal(await said.get({ timeout: 10_000 }), 'waiting');
+      // It is waiting once it has let go of the lock.
+      assert.equal(await cond.acquireAsync({ timeout: 10_000 }), true);
+      cond.notify();
+      cond.release();
+      assert.equal(await said.get({ timeout: 10_000 }), true);
+      await waiter.join();
+
+      const barrier = new Barrier(2);
+      const party = new Process({ target: (b: Barrier) => b.wait(10_000), args: [barrier] });
+      await party.start();
+      const index = await barrier.waitAsync(10_000);
+      assert.ok(index === 0 || index === 1);
+      await party.join();
+      assert.equal(party.exitCode, 0);
+      assert.throws(() => barrier.wait(30), BrokenBarrierError);
+      assert.equal(barrier.broken, true);
+      barrier.reset();
+      assert.equal(barrier.broken, false);
     });
   });
 });
