@@ -46,6 +46,9 @@ export type Request =
   | { rid: number; sync: boolean; op: 'cancel'; target: number; address: string }
   | { rid: number; sync: boolean; op: 'spawn'; module: string; payload: Uint8Array; execArgv: string[]; lent: LentHold[] }
   | { rid: number; sync: boolean; op: 'signal'; pid: number; signal: NodeJS.Signals | number }
+  | { rid: number; sync: boolean; op: 'streamOpen'; address: string | { host: string; port: number } }
+  | { rid: number; sync: boolean; op: 'streamCall'; id: number; bytes?: Uint8Array }
+  | { rid: number; sync: boolean; op: 'streamClose'; id: number }
   | { rid: number; sync: boolean; op: 'join'; pid: number; timeout: number }
   | { rid: number; sync: boolean; op: 'poll'; pid: number };
 
@@ -237,6 +240,53 @@ function joinChild(pid: number, timeout: number, reply: Reply): void {
   }
 }
 
+// Sockets that this thread uses as blocking streams of length-prefixed frames (a Manager's
+// …Sync calls): the caller writes a request and waits for the next whole frame.
+interface Stream {
+  socket: Socket;
+  frames: Buffer[];
+  readers: Reply[];
+  ended: boolean;
+}
+const streams = new Map<number, Stream>();
+let nextStreamId = 1;
+
+function openStream(address: string | { host: string; port: number }, reply: Reply): void {
+  const socket = typeof address === 'string' ? connect(address) : connect(address.port, address.host);
+  const id = nextStreamId++;
+  const stream: Stream = { socket, frames: [], readers: [], ended: false };
+  let pending: Buffer = Buffer.alloc(0);
+  socket.once('connect', () => {
+    streams.set(id, stream);
+    reply({ value: id });
+  });
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {
+      const size = pending.readUInt32LE(0);
+      stream.frames.push(Buffer.from(pending.subarray(4, 4 + size)));
+      pending = pending.subarray(4 + size);
+    }
+    while (stream.frames.length > 0 && stream.readers.length > 0) stream.readers.shift()!({ value: stream.frames.shift() });
+  });
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    if (!streams.has(id)) reply({ error: { code: error.code ?? 'ECONNREFUSED', message: error.message } });
+    socket.destroy();
+  });
+  socket.on('close', () => {
+    stream.ended = true;
+    for (const reader of stream.readers.splice(0)) reader({ error: { code: 'ECONNRESET', message: 'the peer closed the connection' } });
+  });
+}
+
+function callStream(id: number, bytes: Uint8Array | undefined, reply: Reply): void {
+  const stream = streams.get(id);
+  if (!stream || stream.ended) return reply({ error: { code: 'ECONNRESET', message: 'the peer closed the connection' } });
+  if (bytes) stream.socket.write(bytes);
+  if (stream.frames.length > 0) return reply({ value: stream.frames.shift() });
+  stream.readers.push(reply);
+}
+
 function callObject(rid: number, ref: ObjectRef, method: string, args: Record<string, unknown>, reply: Reply): void {
   if (ref.address === ownAddress) hub.call(self, rid, ref.id, method, args, reply);
   else remote(ref).call(rid, ref.id, method, args, reply);
@@ -264,6 +314,14 @@ async function handle(request: Request): Promise<void> {
         return joinChild(request.pid, request.timeout, reply);
       case 'poll':
         return reply({ value: children.get(request.pid)?.end ?? null });
+      case 'streamOpen':
+        return openStream(request.address, reply);
+      case 'streamCall':
+        return callStream(request.id, request.bytes, reply);
+      case 'streamClose':
+        streams.get(request.id)?.socket.destroy();
+        streams.delete(request.id);
+        return reply({});
       case 'signal': {
         const child = children.get(request.pid);
         // A child that has ended is not signalled (its pid may be another process's now).

@@ -32,7 +32,8 @@
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Pipe, type Connection } from '../messaging/connection';
+import { Pipe, type Connection } from '../compat/select';
+import { fallbackWhere, useFallback } from '../compat/platform';
 import type { JoinableQueue, Queue } from '../messaging/queue';
 import { deserialize, serialize } from '../messaging/serializer';
 import { ForkwiseError, invalidArgType } from '../posix/errors';
@@ -74,6 +75,11 @@ export interface ManagerOptions {
 // ('pipe' asked for with a TCP address is refused where the address is chosen).
 function validateTransport(value: unknown, name: string, address: ManagerAddress | undefined): boolean {
   if (value !== undefined && value !== 'socket' && value !== 'pipe') throw invalidArgType(name, "'socket' or 'pipe'", value);
+  // The Pipe is shared memory: on the platform fallback, every call goes over the socket.
+  if (useFallback) {
+    if (value === 'pipe') throw new ForkwiseError('ERR_FORKWISE_UNSUPPORTED_PLATFORM', `forkwise manager: transport 'pipe' is not available ${fallbackWhere()}`);
+    return false;
+  }
   if (value === 'pipe' && address !== undefined && typeof address !== 'string') {
     throw invalidArgType(name, "'socket' with a TCP address ('pipe' needs a Unix socket)", value);
   }
@@ -137,8 +143,9 @@ export class Manager {
     let address = options.address === undefined ? undefined : validateAddress(options.address, 'options.address');
     const pipe = validateTransport(options.transport, 'options.transport', address);
     // A private socket: a random name in Linux's abstract namespace, which leaves no file
-    // behind whatever way the server ends.
-    address ??= `\0forkwise-manager-${process.pid}-${randomBytes(12).toString('hex')}`;
+    // behind whatever way the server ends (a named pipe on Windows).
+    const name = `forkwise-manager-${process.pid}-${randomBytes(12).toString('hex')}`;
+    address ??= process.platform === 'win32' ? `\\\\.\\pipe\\${name}` : `\0${name}`;
     const [ours, theirs] = Pipe();
     const server = new Process({
       target: { module: serverModule, name: 'serveManager' },

@@ -30,6 +30,8 @@ import { deserialize, registerByHandle, serialize } from '../messaging/serialize
 import { afterForkInChild } from '../posix/child';
 import { ForkwiseError, invalidArgType } from '../posix/errors';
 import { native } from '../posix/native';
+import { theService } from '../compat/service';
+import { useFallback } from '../compat/platform';
 import type { Barrier } from '../sync/barrier';
 import type { Condition } from '../sync/condition';
 import type { Event } from '../sync/event';
@@ -245,46 +247,25 @@ function requestFrameRaw(blob: Buffer): Buffer {
 }
 
 /** The `…Sync`-form connection: a blocking descriptor, read and written synchronously. */
-class SyncChannel {
+// A blocking stream of length-prefixed frames to the server: the socket's descriptor read and
+// written with blocking calls, or on the platform fallback the service thread's socket.
+interface FrameStream {
+  write(bytes: Buffer): void;
+  readFrame(): Buffer;
+  close(): void;
+}
+
+class DescriptorStream implements FrameStream {
   readonly #fd: number;
   #buffer = Buffer.allocUnsafe(64 * 1024);
   #start = 0;
   #end = 0;
-  #pipe: Connection | undefined;
-  closed = false;
 
-  constructor(ref: ManagerRef) {
-    const address = ref.address;
-    if (typeof address === 'string') {
-      this.#fd = native.connectUnix(Buffer.from(address));
-    } else {
-      const host = address.host === 'localhost' ? '127.0.0.1' : address.host;
-      if (isIP(host) === 0) {
-        throw new ForkwiseError(
-          'ERR_FORKWISE_MANAGER_SYNC_HOST',
-          `forkwise manager: the …Sync forms need a numeric host address (got ${JSON.stringify(address.host)}); use the Promise forms`,
-        );
-      }
-      this.#fd = native.connectInet(host, address.port);
-    }
-    try {
-      const authkey = Buffer.from(ref.authkey, 'hex');
-      const [serverNonce] = readBlobs(this.#readFrame(), 0);
-      const clientNonce = newNonce();
-      this.#write(requestFrameRaw(clientAnswer(authkey, serverNonce ?? Buffer.alloc(0), clientNonce)));
-      const [proof] = readBlobs(this.#readFrame(), 0);
-      if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
-      if (usePipe(ref)) {
-        this.#write(ATTACH);
-        this.#pipe = attachedPipe(this.#readFrame());
-      }
-    } catch (error) {
-      this.close();
-      throw (error as { code?: string }).code === 'ERR_FORKWISE_MANAGER_GONE' ? authError() : error;
-    }
+  constructor(address: ManagerAddress) {
+    this.#fd = typeof address === 'string' ? native.connectUnix(Buffer.from(address)) : native.connectInet(address.host, address.port);
   }
 
-  #write(bytes: Buffer): void {
+  write(bytes: Buffer): void {
     let at = 0;
     while (at < bytes.length) at += writeSync(this.#fd, bytes, at, bytes.length - at);
   }
@@ -305,7 +286,7 @@ class SyncChannel {
     }
   }
 
-  #readFrame(): Buffer {
+  readFrame(): Buffer {
     this.#fill(4);
     const size = this.#buffer.readUInt32LE(this.#start);
     if (size > MAX_FRAME) throw goneError('an oversized reply');
@@ -317,6 +298,76 @@ class SyncChannel {
     return body;
   }
 
+  close(): void {
+    closeSync(this.#fd);
+  }
+}
+
+class ServiceStream implements FrameStream {
+  readonly #id: number;
+  #unread: Buffer | undefined;
+
+  constructor(address: ManagerAddress) {
+    this.#id = theService().callSync({ op: 'streamOpen', address }) as number;
+  }
+
+  write(bytes: Buffer): void {
+    // Written with the read that follows every write here, in one round trip.
+    this.#unread = this.#unread ? Buffer.concat([this.#unread, bytes]) : bytes;
+  }
+
+  readFrame(): Buffer {
+    const bytes = this.#unread;
+    this.#unread = undefined;
+    try {
+      const frame = theService().callSync({ op: 'streamCall', id: this.#id, ...(bytes ? { bytes } : {}) }) as Uint8Array;
+      return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ECONNRESET') throw goneError('end of file');
+      throw error;
+    }
+  }
+
+  close(): void {
+    theService().callSync({ op: 'streamClose', id: this.#id });
+  }
+}
+
+class SyncChannel {
+  readonly #stream: FrameStream;
+  #pipe: Connection | undefined;
+  closed = false;
+
+  constructor(ref: ManagerRef) {
+    let address = ref.address;
+    if (typeof address !== 'string') {
+      const host = address.host === 'localhost' ? '127.0.0.1' : address.host;
+      if (isIP(host) === 0) {
+        throw new ForkwiseError(
+          'ERR_FORKWISE_MANAGER_SYNC_HOST',
+          `forkwise manager: the …Sync forms need a numeric host address (got ${JSON.stringify(address.host)}); use the Promise forms`,
+        );
+      }
+      address = { host, port: address.port };
+    }
+    this.#stream = useFallback ? new ServiceStream(address) : new DescriptorStream(address);
+    try {
+      const authkey = Buffer.from(ref.authkey, 'hex');
+      const [serverNonce] = readBlobs(this.#stream.readFrame(), 0);
+      const clientNonce = newNonce();
+      this.#stream.write(requestFrameRaw(clientAnswer(authkey, serverNonce ?? Buffer.alloc(0), clientNonce)));
+      const [proof] = readBlobs(this.#stream.readFrame(), 0);
+      if (!proof || !clientCheck(authkey, clientNonce, proof)) throw authError();
+      if (usePipe(ref)) {
+        this.#stream.write(ATTACH);
+        this.#pipe = attachedPipe(this.#stream.readFrame());
+      }
+    } catch (error) {
+      this.close();
+      throw (error as { code?: string }).code === 'ERR_FORKWISE_MANAGER_GONE' ? authError() : error;
+    }
+  }
+
   call(request: Buffer): Buffer[] {
     if (this.closed) throw goneError('closed');
     try {
@@ -325,8 +376,8 @@ class SyncChannel {
         pipe.sendBytes(request, 4);
         return replyBlobs(pipe.recvBytesSync());
       }
-      this.#write(request);
-      return replyBlobs(this.#readFrame());
+      this.#stream.write(request);
+      return replyBlobs(this.#stream.readFrame());
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === 'ERR_EOF') {
@@ -346,7 +397,7 @@ class SyncChannel {
     if (this.closed) return;
     this.closed = true;
     this.#pipe?.close();
-    closeSync(this.#fd);
+    this.#stream.close();
   }
 }
 

@@ -25,14 +25,11 @@
 import { unlinkSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Connection } from '../messaging/connection';
-import { JoinableQueue, Queue } from '../messaging/queue';
+import { JoinableQueue, Queue } from '../compat/select';
 import { serialize } from '../messaging/serializer';
 import { native } from '../posix/native';
 import { PipeService } from './manager_pipes';
-import { Barrier } from '../sync/barrier';
-import { Condition } from '../sync/condition';
-import { Event } from '../sync/event';
-import { Mutex, RLock, Semaphore, BoundedSemaphore } from '../sync/locks';
+import { Barrier, BoundedSemaphore, Condition, Event, Mutex, RLock, Semaphore } from '../sync/index';
 import {
   badMessage, decodeKey, encodeKey, frame, FrameReader, MAX_FRAME, MAX_HANDSHAKE_FRAME, newNonce, Op, readBlobs, serverCheck,
   STATUS_ERROR, STATUS_OK, u32, type Key, type WireError,

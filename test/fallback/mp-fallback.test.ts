@@ -26,6 +26,7 @@ import {
   RWLock,
   Value,
   SharedMemory,
+  Manager,
   getStartMethod,
   getAllStartMethods,
   activeChildren,
@@ -39,6 +40,7 @@ import { fixtures, runNode } from '../helpers';
 import { stopService } from '../../dist/compat/service';
 
 const tasks = join(fixtures, 'fallback-tasks.js');
+const managerTasks = join(fixtures, 'manager-tasks.js');
 const ref = (name: string): TaskRef => ({ module: tasks, name });
 
 function alive(pid: number): boolean {
@@ -540,6 +542,94 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
       assert.equal(barrier.broken, true);
       barrier.reset();
       assert.equal(barrier.broken, false);
+    });
+  });
+
+  describe('Manager', function () {
+    this.timeout(60_000);
+    let manager: Manager;
+    before(async () => {
+      manager = await Manager.start();
+    });
+    after(() => manager.shutdown());
+
+    for (const where of ['spawn', 'thread'] as const) {
+      it(`every kind of object works in a ${where === 'thread' ? 'worker thread' : 'spawned child'}, Promise and …Sync forms`, async () => {
+        const o = {
+          dict: await manager.dict({ parent: 'hello' }),
+          list: await manager.list([0]),
+          ns: await manager.Namespace({ base: 41 }),
+          value: await manager.Value('s', 'start'),
+          lock: await manager.Lock(),
+          rlock: await manager.RLock(),
+          semaphore: await manager.Semaphore(),
+          event: await manager.Event(),
+          condition: await manager.Condition(),
+          barrier: await manager.Barrier(2),
+          queue: await manager.Queue(),
+          jobs: await manager.JoinableQueue(),
+        };
+        await o.jobs.put('job-1');
+        const target = { module: managerTasks, name: 'useAll' };
+        let run: Promise<void>;
+        let outcome: () => unknown;
+        if (where === 'thread') {
+          const t = new threading.Thread({ target, args: [o, where] });
+          await t.start();
+          run = t.join();
+          outcome = () => t.error ?? 0;
+        } else {
+          const p = new Process({ target, args: [o, where] });
+          await p.start();
+          run = p.join();
+          outcome = () => p.exitCode;
+        }
+        const [arrival] = await Promise.all([o.barrier.wait(20_000), run]);
+        assert.equal(outcome(), 0);
+        assert.equal(typeof arrival, 'number');
+        assert.deepEqual(o.dict.getSync(`${where}-sync`), [where]);
+        assert.deepEqual(await o.dict.get(`${where}-done`), { had: 'hello', arrival: 'number' });
+        assert.equal(await o.dict.get(`${where}-job`), 'job-1');
+        assert.deepEqual(await o.list.toArray(), [0, `${where}-async`, `${where}-sync`]);
+        assert.equal(await o.ns.get(where), 42);
+        assert.equal(await o.value.get(), `${where}:start`);
+        assert.equal(await o.queue.get({ timeout: 5000 }), `${where} via queue`);
+        assert.equal(await o.event.isSet(), true);
+        assert.equal(await o.lock.acquire({ timeout: 1000 }), true, 'the child released the lock');
+        await o.lock.release();
+        await o.jobs.join();
+      });
+    }
+
+    it('4 processes × 200 locked increments lose no update; a SIGKILLed client leaves the others working', async () => {
+      const d = await manager.dict({ n: 0 });
+      const lock = await manager.Lock();
+      const started = await manager.Event();
+      const victim = new Process({ target: { module: managerTasks, name: 'hammer' }, args: [d, started] });
+      await victim.start();
+      assert.equal(await started.wait(20_000), true);
+      const workers = [0, 1, 2, 3].map((i) => new Process({ target: { module: managerTasks, name: 'increment' }, args: [d, lock, 200, i % 2 === 0] }));
+      for (const p of workers) await p.start();
+      victim.kill();
+      for (const p of workers) await p.join();
+      await victim.join();
+      assert.deepEqual(workers.map((p) => p.exitCode), [0, 0, 0, 0]);
+      assert.equal(await d.get('n'), 800);
+    });
+
+    it("TCP on port 0 and connect() from a child; a wrong key is refused; transport 'pipe' is not there", async () => {
+      await using tcp = await Manager.start({ address: { host: '127.0.0.1', port: 0 }, authkey: 'sesame' });
+      const address = tcp.address as { host: string; port: number };
+      assert.ok(address.port > 0);
+      const d = await tcp.dict();
+      const p = new Process({ target: { module: managerTasks, name: 'joinAndWrite' }, args: [address, 'sesame', d] });
+      await p.start();
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      assert.equal(await d.get('remote'), 'remote');
+      assert.equal(d.getSync('remote-sync'), true);
+      await assert.rejects(Manager.connect(address, 'wrong key'), { code: 'ERR_FORKWISE_MANAGER_AUTH' });
+      await assert.rejects(Manager.start({ transport: 'pipe' }), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
     });
   });
 });
