@@ -3,7 +3,7 @@
  * method.
  */
 import { Process, type ProcessOptions } from './process';
-import { validateStartMethod, type StartMethod } from './start_method';
+import { checkAvailable, validateStartMethod, type StartMethod } from './start_method';
 
 export interface Context {
   readonly startMethod: StartMethod;
@@ -23,7 +23,7 @@ const contexts = new Map<StartMethod, Context>();
  * const p = new ctx.Process({ target: { module: './work.js', name: 'main' } });
  */
 export function getContext(method: StartMethod): Context {
-  const startMethod = validateStartMethod(method, 'method');
+  const startMethod = checkAvailable(validateStartMethod(method, 'method'));
   let context = contexts.get(startMethod);
   if (!context) {
     class BoundProcess extends Process {

@@ -16,9 +16,9 @@ import { checkForkSafe, startFork } from './popen_fork';
 import { startSpawn } from './popen_spawn';
 import { startForkserver } from './popen_forkserver';
 import { signalFallbackChild, startFallback } from './popen_fallback';
-import { fallbackWhere, useFallback } from '../compat/platform';
+import { useFallback } from '../compat/platform';
 import { collectLent } from '../compat/connection';
-import { getStartMethod, validateStartMethod, type StartMethod } from './start_method';
+import { checkAvailable, getStartMethod, validateStartMethod, type StartMethod } from './start_method';
 
 export interface ProcessOptions {
   /** What the child runs (default: nothing, or the subclass's `run()`). */
@@ -140,9 +140,7 @@ export class Process {
     const overridesRun = this.run !== Process.prototype.run;
     const identity = { name: this.name, daemon: this.#daemon, parentPid: process.pid, parentName: currentProcess().name };
     let popen: Popen | Promise<Popen>;
-    if (useFallback && method !== 'spawn') {
-      throw new ForkwiseError('ERR_FORKWISE_UNSUPPORTED_PLATFORM', `forkwise: the '${method}' start method is not available ${fallbackWhere()}: use 'spawn'`);
-    }
+    checkAvailable(method);
     if (method === 'fork') {
       checkForkSafe();
       popen = startFork({

@@ -1,7 +1,7 @@
 /** The start methods, and the one this process uses by default. */
-import { invalidArgValue } from '../posix/errors';
+import { ForkwiseError, invalidArgValue } from '../posix/errors';
 import { isForkSafe } from '../posix/fork';
-import { useFallback } from '../compat/platform';
+import { fallbackWhere, useFallback } from '../compat/platform';
 
 export type StartMethod = 'fork' | 'forkserver' | 'spawn';
 const methods: readonly StartMethod[] = ['fork', 'forkserver', 'spawn'];
@@ -33,5 +33,13 @@ export function getStartMethod(): StartMethod {
 
 /** Sets the default start method of this process. */
 export function setStartMethod(method: StartMethod): void {
-  chosen = validateStartMethod(method, 'method');
+  chosen = checkAvailable(validateStartMethod(method, 'method'));
+}
+
+/** `method`, if this platform has it (as CPython: no 'fork' context on Windows). */
+export function checkAvailable(method: StartMethod): StartMethod {
+  if (!getAllStartMethods().includes(method)) {
+    throw new ForkwiseError('ERR_FORKWISE_UNSUPPORTED_PLATFORM', `forkwise: the '${method}' start method is not available ${fallbackWhere()}: use 'spawn'`);
+  }
+  return method;
 }

@@ -29,6 +29,8 @@ import {
   Manager,
   getStartMethod,
   getAllStartMethods,
+  setStartMethod,
+  getContext,
   activeChildren,
   EOFError,
   QueueEmpty,
@@ -75,9 +77,12 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
       assert.throws(() => new SharedMemory({ size: 8 }), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
     });
 
-    it("only 'spawn' exists; 'fork' and 'forkserver' are refused at start()", () => {
+    it("only 'spawn' exists; 'fork' and 'forkserver' are refused by setStartMethod, getContext and start()", () => {
       assert.equal(getStartMethod(), 'spawn');
       assert.deepEqual(getAllStartMethods(), ['spawn']);
+      assert.throws(() => setStartMethod('fork'), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
+      assert.throws(() => getContext('forkserver'), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM' });
+      assert.equal(getContext('spawn').getStartMethod(), 'spawn');
       for (const startMethod of ['fork', 'forkserver'] as const) {
         const p = new Process({ target: ref('sleep'), args: [0], startMethod });
         assert.throws(() => p.start(), { code: 'ERR_FORKWISE_UNSUPPORTED_PLATFORM', message: new RegExp(`'${startMethod}'.*'spawn'`) });
