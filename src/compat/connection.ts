@@ -23,6 +23,7 @@ import { deserialize, registerByHandle, serialize } from '../messaging/serialize
 import { refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
 import type { ObjectRef } from './service_main';
+import { untilEnd } from '../messaging/iterate';
 
 export interface FallbackConnectionHandle extends ObjectHandle {
   kind: 'FallbackConnection';
@@ -208,18 +209,8 @@ export class Connection {
     this.close();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
-    for (;;) {
-      let value: unknown;
-      try {
-        value = await this.recv();
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'ERR_EOF' || code === 'ERR_FORKWISE_CLOSED') return;
-        throw error;
-      }
-      yield value;
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
+    return untilEnd(() => this.recv(), ['ERR_EOF', 'ERR_FORKWISE_CLOSED']);
   }
 
   #writable(): void {

@@ -10,17 +10,25 @@
 import { invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateInteger, validateObject } from '../posix/validate';
 import { FOREVER, validateSignal, validateTimeout } from '../sync/waiting';
-import type { QueueOptions, QueueSyncOptions, QueueWaitOptions } from '../messaging/queue';
+import { syncTimeout, type QueueOptions, type QueueSyncOptions, type QueueWaitOptions } from '../messaging/queue';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
 import type { ObjectRef } from './service_main';
 import type { QueueOrder } from './hub';
+import { untilEnd } from '../messaging/iterate';
 
 /** As the shared-memory PriorityQueue and LifoQueue take them. */
 interface OrderedQueueOptions {
   maxsize?: number;
   capacity?: number;
+}
+
+// `capacity` (bytes of the shared-memory arena) is checked, and has no use here.
+function orderedOptions(options: OrderedQueueOptions): QueueOptions {
+  const { maxsize, capacity } = validateObject(options, 'options') as OrderedQueueOptions;
+  if (capacity !== undefined) validateInteger(capacity, 'options.capacity', 1, 2 ** 31 - 1);
+  return { maxsize };
 }
 
 type QueueKind = 'Queue' | 'SimpleQueue' | 'JoinableQueue' | 'PriorityQueue' | 'LifoQueue';
@@ -32,13 +40,6 @@ export interface FallbackQueueHandle extends ObjectHandle {
 }
 
 let adopted: { ref: ObjectRef; maxsize: number } | undefined;
-
-function syncTimeout(options: QueueSyncOptions): number {
-  const { block = true, timeout } = validateObject(options, 'options') as QueueSyncOptions;
-  if (typeof block !== 'boolean') throw invalidArgType('options.block', 'of type boolean', block);
-  if (!block) return 0;
-  return validateTimeout(timeout, 'options.timeout');
-}
 
 function waitOptions(options: QueueWaitOptions): { timeout: number; signal: AbortSignal | undefined } {
   const { timeout, signal } = validateObject(options, 'options') as QueueWaitOptions;
@@ -150,17 +151,8 @@ export class Queue<T = unknown> {
     return this.#use.closed;
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    for (;;) {
-      let item: T;
-      try {
-        item = await this.get();
-      } catch (error) {
-        if ((error as { code?: string }).code === 'ERR_FORKWISE_CLOSED') return;
-        throw error;
-      }
-      yield item;
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return untilEnd(() => this.get(), ['ERR_FORKWISE_CLOSED']);
   }
 
   protected get use(): ObjectUse {
@@ -205,19 +197,14 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   }
 }
 
-/**
- * CPython's `queue.PriorityQueue` (entries `[priority, value]`, lowest first, ties in the
- * order put); `capacity` has no meaning here (the hub keeps items in its heap).
- */
+/** CPython's `queue.PriorityQueue` (entries `[priority, value]`, lowest first, ties in the order put). */
 // Typed loosely: users see the shared-memory class's type (compat/select.ts, threading/index.ts).
 export class PriorityQueue<T = [number, unknown]> extends JoinableQueue<T> {
   static override readonly kind: QueueKind = 'PriorityQueue';
   protected static override readonly order: QueueOrder = 'priority';
 
   constructor(options: OrderedQueueOptions = {}) {
-    const { maxsize, capacity } = validateObject(options, 'options') as OrderedQueueOptions;
-    if (capacity !== undefined) validateInteger(capacity, 'options.capacity', 1, 2 ** 31 - 1);
-    super({ maxsize });
+    super(orderedOptions(options));
   }
 
   static override fromHandle<T = [number, unknown]>(handle: FallbackQueueHandle): PriorityQueue<T> {
@@ -238,9 +225,7 @@ export class LifoQueue<T = unknown> extends JoinableQueue<T> {
   protected static override readonly order: QueueOrder = 'lifo';
 
   constructor(options: OrderedQueueOptions = {}) {
-    const { maxsize, capacity } = validateObject(options, 'options') as OrderedQueueOptions;
-    if (capacity !== undefined) validateInteger(capacity, 'options.capacity', 1, 2 ** 31 - 1);
-    super({ maxsize });
+    super(orderedOptions(options));
   }
 
   static override fromHandle<T = unknown>(handle: FallbackQueueHandle): LifoQueue<T> {

@@ -5,9 +5,10 @@
  * thread that took it; one that ends holding it leaves it recovered for the next acquirer.
  * (`RWLock`, `Value`, `SharedArray` and `SharedMemory` need shared memory: not here.)
  */
-import { abortError, ForkwiseError, invalidArgType, invalidArgValue } from '../posix/errors';
+import { abortError, invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateInteger, validateOptions } from '../posix/validate';
 import { heldCount } from '../sync/locks';
+import { ConditionBase } from '../sync/condition';
 import {
   acquireTimeout,
   asyncWaitOptions,
@@ -241,45 +242,21 @@ export interface FallbackConditionHandle extends FallbackPrimitiveHandle {
   lock: FallbackPrimitiveHandle;
 }
 
-export class Condition {
-  readonly lock: Lock;
+export class Condition extends ConditionBase<Lock> {
   readonly #use: ObjectUse;
 
   constructor(lock?: Lock) {
     if (lock !== undefined && !(lock instanceof Mutex) && !(lock instanceof RLock)) {
       throw invalidArgType('lock', 'an instance of Mutex or RLock', lock);
     }
-    this.#use = useOf('Condition');
-    this.lock = lock ?? new Mutex();
-  }
-
-  acquire(options?: AcquireOptions | null): boolean {
-    return this.lock.acquire(options);
-  }
-
-  acquireAsync(options?: AsyncWaitOptions | null): Promise<boolean> {
-    return this.lock.acquireAsync(options);
-  }
-
-  release(): void {
-    this.lock.release();
-  }
-
-  locked(): boolean {
-    return this.lock.locked();
-  }
-
-  withLock<T>(fn: () => T | Promise<T>): Promise<T> {
-    return this.lock.withLock(fn);
-  }
-
-  [Symbol.dispose](): void {
-    this.lock.release();
+    const use = useOf('Condition');
+    super(lock ?? new Mutex());
+    this.#use = use;
   }
 
   wait(timeout?: number | null): boolean {
     const ms = validateTimeout(timeout, 'timeout');
-    const [held, ticket] = this.#giveUpLock();
+    const [held, ticket] = this.giveUpLock(() => this.#use.callSync('prepare', {}) as number);
     let notified = false;
     try {
       notified = this.#use.callSync('wait', { ticket, timeout: ms }) as boolean;
@@ -293,7 +270,7 @@ export class Condition {
   async waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
     const { timeout, signal } = waitOptions(options);
     if (signal?.aborted) throw abortError(signal);
-    const [held, ticket] = this.#giveUpLock();
+    const [held, ticket] = this.giveUpLock(() => this.#use.callSync('prepare', {}) as number);
     let notified = false;
     let failed = false;
     try {
@@ -313,38 +290,14 @@ export class Condition {
     return notified;
   }
 
-  waitFor<T>(predicate: () => T, timeout?: number | null): T {
-    const deadline = this.#deadline(timeout);
-    let result = predicate();
-    while (!result) {
-      const left = deadline - performance.now();
-      if (left <= 0) break;
-      this.wait(left === Infinity ? undefined : left);
-      result = predicate();
-    }
-    return result;
-  }
-
-  async waitForAsync<T>(predicate: () => T, timeout?: number | null): Promise<T> {
-    const deadline = this.#deadline(timeout);
-    let result = predicate();
-    while (!result) {
-      const left = deadline - performance.now();
-      if (left <= 0) break;
-      await this.waitAsync(left === Infinity ? undefined : left);
-      result = predicate();
-    }
-    return result;
-  }
-
   notify(n = 1): void {
     validateInteger(n, 'n', 0, Number.MAX_SAFE_INTEGER);
-    this.#checkHeld();
+    this.checkHeld();
     this.#use.callSync('notify', { n });
   }
 
   notifyAll(): void {
-    this.#checkHeld();
+    this.checkHeld();
     this.#use.callSync('notify', { n: Number.MAX_SAFE_INTEGER });
   }
 
@@ -356,24 +309,6 @@ export class Condition {
     const lockHandle = (handle as Partial<FallbackConditionHandle> | null)?.lock;
     const lock = lockHandle?.kind === 'FallbackMutex' ? Mutex.fromHandle(lockHandle) : RLock.fromHandle(lockHandle as FallbackPrimitiveHandle);
     return adopt(handle, 'Condition', () => new Condition(lock));
-  }
-
-  #deadline(timeout: number | undefined | null): number {
-    const ms = validateTimeout(timeout, 'timeout');
-    return ms < 0 ? Infinity : performance.now() + ms;
-  }
-
-  #checkHeld(): void {
-    if (this.lock[heldCount] === 0) throw new ForkwiseError('ERR_LOCK_NOT_OWNED', "The condition's lock is not held by this thread");
-  }
-
-  // Counted as a waiter while still holding the lock, so a notify cannot slip in between.
-  #giveUpLock(): [held: number, ticket: number] {
-    this.#checkHeld();
-    const ticket = this.#use.callSync('prepare', {}) as number;
-    const held = this.lock[heldCount];
-    for (let i = 0; i < held; i++) this.lock.release();
-    return [held, ticket];
   }
 }
 

@@ -24,6 +24,7 @@ import { Holders, liveStartTime, TABLE_BYTES } from './holders';
 import { pad4, Ring, RING_HEADER_BYTES } from './ring';
 import { deserialize, registerByHandle, serializeShortLived } from './serializer';
 import { SLICE_MS } from './watch';
+import { untilEnd } from './iterate';
 
 const MAGIC = 0x70697066; // "fpip"
 const KIND_PIPE = 1;
@@ -399,18 +400,8 @@ export class Connection {
   }
 
   /** Every message until EOF (or until this end is closed). */
-  async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
-    for (;;) {
-      let value: unknown;
-      try {
-        value = await this.recv();
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'ERR_EOF' || code === 'ERR_FORKWISE_CLOSED') return;
-        throw error;
-      }
-      yield value;
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
+    return untilEnd(() => this.recv(), ['ERR_EOF', 'ERR_FORKWISE_CLOSED']);
   }
 
   #writable(): void {

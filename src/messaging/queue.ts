@@ -30,6 +30,7 @@ import { closedError, QueueEmpty, QueueFull } from './errors';
 import { pad4, Ring } from './ring';
 import { deserialize, registerByHandle, serialize } from './serializer';
 import { sleepWhile, SLICE_MS, wakeAll, WordWatch } from './watch';
+import { untilEnd } from './iterate';
 
 const MAGIC = 0x65757166; // "fque"
 const KIND_QUEUE = 2;
@@ -292,17 +293,8 @@ export class Queue<T = unknown> {
   }
 
   /** Every item, as it comes, until this queue is closed in this thread. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    for (;;) {
-      let item: T;
-      try {
-        item = await this.get();
-      } catch (error) {
-        if ((error as { code?: string }).code === 'ERR_FORKWISE_CLOSED') return;
-        throw error;
-      }
-      yield item;
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return untilEnd(() => this.get(), ['ERR_FORKWISE_CLOSED']);
   }
 
   protected open(): void {
@@ -447,7 +439,8 @@ function readSpill(name: string): Buffer {
   return bytes;
 }
 
-function syncTimeout(options: QueueSyncOptions): number {
+/** @internal The timeout of a `…Sync` call's `{ block, timeout }` (0: do not wait). */
+export function syncTimeout(options: QueueSyncOptions): number {
   const { block = true, timeout } = validateObject(options, 'options') as QueueSyncOptions;
   if (typeof block !== 'boolean') throw invalidArgType('options.block', 'of type boolean', block);
   if (!block) return 0;
