@@ -177,10 +177,10 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
       }
     });
 
-    it('a child dies with a SIGKILLed parent', async () => {
+    for (const mode of ['orphan', 'orphan-busy'] as const) it(`a child dies with a SIGKILLed parent${mode === 'orphan-busy' ? ', even one whose loop never turns' : ''}`, async () => {
       const script = join(fixtures, 'fallback-lifetime.js');
       const { spawn } = await import('node:child_process');
-      const parent = spawn(process.execPath, [script, 'orphan'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const parent = spawn(process.execPath, [script, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
       const line = await new Promise<string>((resolve, reject) => {
         let out = '';
         parent.stdout.on('data', (d: Buffer) => {
