@@ -20,7 +20,7 @@ import { validateObject } from '../posix/validate';
 import { validateTimeout } from '../sync/waiting';
 import { bytesOf, type PipeOptions } from '../messaging/connection';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
-import { refOf, ObjectUse, type ObjectHandle } from './object';
+import { ownBytes, refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
 import type { ObjectRef } from './service_main';
 import { untilEnd } from '../messaging/iterate';
@@ -129,17 +129,17 @@ export class Connection {
 
   send(value: unknown): void {
     this.#writable();
-    this.#use.callSync('send', { end: this.#end, bytes: serialize(value, 'value') });
+    this.#use.callSync('send', { end: this.#end, bytes: ownBytes(serialize(value, 'value')) });
   }
 
   sendBytes(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): void {
     this.#writable();
-    this.#use.callSync('send', { end: this.#end, bytes: Buffer.from(bytesOf(data, offset, size)) });
+    this.#use.callSync('send', { end: this.#end, bytes: new Uint8Array(bytesOf(data, offset, size)) });
   }
 
   async sendBytesAsync(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): Promise<void> {
     this.#writable();
-    await this.#use.call('send', { end: this.#end, bytes: Buffer.from(bytesOf(data, offset, size)) });
+    await this.#use.call('send', { end: this.#end, bytes: new Uint8Array(bytesOf(data, offset, size)) });
   }
 
   /** As `sendBytes` (the hub always has room); true. */

@@ -84,3 +84,11 @@ function asBuffer(value: unknown): unknown {
   if (value instanceof Uint8Array && !Buffer.isBuffer(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   return value;
 }
+
+/**
+ * `bytes` with an ArrayBuffer of its own: posting a view clones its whole ArrayBuffer, and a
+ * small Buffer is a view of Node's 8 KB pool.
+ */
+export function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+}

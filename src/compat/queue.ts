@@ -12,7 +12,7 @@ import { validateInteger, validateObject } from '../posix/validate';
 import { FOREVER, validateSignal, validateTimeout } from '../sync/waiting';
 import { syncTimeout, type QueueOptions, type QueueSyncOptions, type QueueWaitOptions } from '../messaging/queue';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
-import { refOf, ObjectUse, type ObjectHandle } from './object';
+import { ownBytes, refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
 import type { ObjectRef } from './service_main';
 import type { QueueOrder } from './hub';
@@ -107,7 +107,7 @@ export class Queue<T = unknown> {
     this.#use.open();
     const { timeout, signal } = waitOptions(options);
     const priority = this.priorityOf(value);
-    const bytes = serialize(value, 'value');
+    const bytes = ownBytes(serialize(value, 'value'));
     await this.#use.call('put', { bytes, timeout, priority }, signal);
   }
 
@@ -115,7 +115,7 @@ export class Queue<T = unknown> {
     this.#use.open();
     const timeout = syncTimeout(options);
     const priority = this.priorityOf(value);
-    this.#use.callSync('put', { bytes: serialize(value, 'value'), timeout, priority });
+    this.#use.callSync('put', { bytes: ownBytes(serialize(value, 'value')), timeout, priority });
   }
 
   putNowait(value: T): void {

@@ -20,7 +20,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { Hub, type Client, type CreateOptions, type ObjectKind, type Reply, type WireError } from './hub';
-import { newHubAddress, readFrames, writeFrame } from './wire';
+import { newHubAddress, readBodies, readFrames, writeFrame } from './wire';
 import type { LentHold } from './connection';
 
 interface ServiceData {
@@ -96,7 +96,7 @@ function serveClient(socket: Socket, key: Buffer): void {
   let authenticated = false;
   // Values handed out by a get or recv and not yet acknowledged: if the client dies before
   // its service thread had them, they go back to the front for the others.
-  const lent = new Map<number, { id: number; method: string; end?: unknown; bytes: Uint8Array }>();
+  const lent = new Map<number, { id: number; end?: unknown; bytes: Uint8Array }>();
   socket.on('error', () => socket.destroy());
   socket.on('close', () => {
     hub.dropClient(client);
@@ -126,7 +126,7 @@ function serveClient(socket: Socket, key: Buffer): void {
         if (result.value instanceof Uint8Array) hub.call(client, -1, id, 'unget', { end: args.end, bytes: result.value }, () => {});
         return;
       }
-      if (result.value instanceof Uint8Array) lent.set(rid, { id, method, end: args.end, bytes: result.value });
+      if (result.value instanceof Uint8Array) lent.set(rid, { id, end: args.end, bytes: result.value });
       writeFrame(socket, { rid, ...result });
     });
   });
@@ -140,7 +140,7 @@ class Remote {
 
   constructor(address: string, key: Buffer, onClose: () => void) {
     this.#socket = connect(address);
-    this.#socket.on('error', (e) => { if (process.env.FB_DEBUG) console.error('remote error', e); this.#socket.destroy(); });
+    this.#socket.on('error', () => this.#socket.destroy());
     this.#socket.on('close', () => {
       this.#gone = true;
       onClose();
@@ -186,7 +186,8 @@ function remote(ref: ObjectRef): Remote {
 
 // Children of the thread this service serves.
 interface Child {
-  process: ChildProcess;
+  /** Until it has ended (its record stays, for a late join or poll). */
+  process: ChildProcess | undefined;
   report: Buffer | undefined;
   end: ChildEndRecord | undefined;
   joiners: Array<() => void>;
@@ -214,6 +215,7 @@ function spawnChild(request: Extract<Request, { op: 'spawn' }>, reply: Reply): v
   child.once('close', (code, signalName) => {
     const signo = signalName ? (constants.signals as Record<string, number>)[signalName] ?? 0 : 0;
     entry.end = { exitCode: signalName ? -signo : (code ?? 1), ...(entry.report ? { report: entry.report } : {}) };
+    entry.process = undefined;
     for (const wake of entry.joiners.splice(0)) wake();
     // Pipe ends in its arguments that it did not attach are held no more.
     for (const { ref, end, token } of request.lent) callObject(ownRid--, ref, 'unlend', { end, token }, () => {});
@@ -244,7 +246,7 @@ function joinChild(pid: number, timeout: number, reply: Reply): void {
 // …Sync calls): the caller writes a request and waits for the next whole frame.
 interface Stream {
   socket: Socket;
-  frames: Buffer[];
+  frames: Uint8Array[];
   readers: Reply[];
   ended: boolean;
 }
@@ -255,19 +257,15 @@ function openStream(address: string | { host: string; port: number }, reply: Rep
   const socket = typeof address === 'string' ? connect(address) : connect(address.port, address.host);
   const id = nextStreamId++;
   const stream: Stream = { socket, frames: [], readers: [], ended: false };
-  let pending: Buffer = Buffer.alloc(0);
   socket.once('connect', () => {
     streams.set(id, stream);
     reply({ value: id });
   });
-  socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {
-      const size = pending.readUInt32LE(0);
-      stream.frames.push(Buffer.from(pending.subarray(4, 4 + size)));
-      pending = pending.subarray(4 + size);
-    }
-    while (stream.frames.length > 0 && stream.readers.length > 0) stream.readers.shift()!({ value: stream.frames.shift() });
+  readBodies(socket, (view) => {
+    const body = new Uint8Array(view); // its own memory: posting a view clones all of its buffer
+    const reader = stream.readers.shift();
+    if (reader) reader({ value: body });
+    else stream.frames.push(body);
   });
   socket.on('error', (error: NodeJS.ErrnoException) => {
     if (!streams.has(id)) reply({ error: { code: error.code ?? 'ECONNREFUSED', message: error.message } });
@@ -325,7 +323,7 @@ async function handle(request: Request): Promise<void> {
       case 'signal': {
         const child = children.get(request.pid);
         // A child that has ended is not signalled (its pid may be another process's now).
-        if (child && !child.end) child.process.kill(request.signal);
+        child?.process?.kill(request.signal);
         return reply({});
       }
     }

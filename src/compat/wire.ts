@@ -21,8 +21,8 @@ export function writeFrame(socket: Socket, message: unknown): void {
   socket.write(body);
 }
 
-/** Calls `onFrame` with each whole message that arrives on `socket`. */
-export function readFrames(socket: Socket, onFrame: (message: unknown) => void): void {
+/** Calls `onBody` with the body of each whole length-prefixed frame that arrives on `socket`. */
+export function readBodies(socket: Socket, onBody: (body: Buffer) => void): void {
   let chunks: Buffer[] = [];
   let buffered = 0;
   let need = -1;
@@ -43,16 +43,23 @@ export function readFrames(socket: Socket, onFrame: (message: unknown) => void):
       chunks = [all.subarray(need)];
       buffered -= need;
       need = -1;
-      let message: unknown;
-      try {
-        message = deserialize(body);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      onFrame(message);
+      onBody(body);
       if (socket.destroyed) return;
     }
+  });
+}
+
+/** Calls `onFrame` with each whole message that arrives on `socket` (a peer sending garbage is cut off). */
+export function readFrames(socket: Socket, onFrame: (message: unknown) => void): void {
+  readBodies(socket, (body) => {
+    let message: unknown;
+    try {
+      message = deserialize(body);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    onFrame(message);
   });
 }
 
