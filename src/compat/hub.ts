@@ -225,7 +225,12 @@ class HubPipe implements HubObject {
   // in a message): they hold the end until claimed by whoever attaches, or given back.
   readonly #lent = new Map<string, 0 | 1>();
 
-  constructor(hub: Hub, creator: Client) {
+  /** `onUnused` runs once neither end is held: nobody can use the pipe any more. */
+  constructor(
+    hub: Hub,
+    creator: Client,
+    private readonly onUnused: () => void,
+  ) {
     this.#readers = [new Waiters(hub), new Waiters(hub)];
     this.#holders[0]!.set(creator, 1);
     this.#holders[1]!.set(creator, 1);
@@ -318,6 +323,7 @@ class HubPipe implements HubObject {
     if (this.#held(end)) return;
     const other = (1 - end) as 0 | 1;
     for (const reader of this.#readers[other].takeAll()) reader.reply(reader.peek ? { value: true } : this.#take(end));
+    if (!this.#held(other)) this.onUnused();
   }
 }
 
@@ -339,16 +345,16 @@ export class Hub implements WaitRegistry {
 
   create(client: Client, kind: ObjectKind, options: CreateOptions): number {
     const id = this.#nextId++;
-    this.#objects.set(id, this.#make(client, kind, options));
+    this.#objects.set(id, this.#make(id, client, kind, options));
     return id;
   }
 
-  #make(client: Client, kind: ObjectKind, { maxsize = 0, order = 'fifo', value = 1, bound = -1 }: CreateOptions): HubObject {
+  #make(id: number, client: Client, kind: ObjectKind, { maxsize = 0, order = 'fifo', value = 1, bound = -1 }: CreateOptions): HubObject {
     switch (kind) {
       case 'queue':
         return new HubQueue(this, maxsize, order);
       case 'pipe':
-        return new HubPipe(this, client);
+        return new HubPipe(this, client, () => this.#objects.delete(id));
       case 'Mutex':
       case 'RLock':
         return new HubLock(this, kind === 'RLock');
@@ -367,6 +373,11 @@ export class Hub implements WaitRegistry {
     const object = this.#objects.get(id);
     if (!object) return reply(failure('ERR_FORKWISE_BAD_HANDLE', 'no such object in its process'));
     object.call(client, rid, method, args, reply);
+  }
+
+  /** How many objects this hub keeps (a pipe goes once neither end is held). */
+  get size(): number {
+    return this.#objects.size;
   }
 
   /** Ends the parked wait `rid` of `client` as cancelled; nothing if it has ended already. */

@@ -50,7 +50,8 @@ export type Request =
   | { rid: number; sync: boolean; op: 'streamCall'; id: number; bytes?: Uint8Array }
   | { rid: number; sync: boolean; op: 'streamClose'; id: number }
   | { rid: number; sync: boolean; op: 'join'; pid: number; timeout: number }
-  | { rid: number; sync: boolean; op: 'poll'; pid: number };
+  | { rid: number; sync: boolean; op: 'poll'; pid: number }
+  | { rid: number; sync: boolean; op: 'hubSize' };
 
 export interface Answer {
   rid: number;
@@ -320,6 +321,8 @@ async function handle(request: Request): Promise<void> {
         streams.get(request.id)?.socket.destroy();
         streams.delete(request.id);
         return reply({});
+      case 'hubSize':
+        return reply({ value: hub.size });
       case 'signal': {
         const child = children.get(request.pid);
         // A child that has ended is not signalled (its pid may be another process's now).

@@ -39,7 +39,7 @@ import {
 } from 'forkwise/multiprocessing';
 import * as threading from 'forkwise/threading';
 import { fixtures, runNode } from '../helpers';
-import { stopService } from '../../dist/compat/service';
+import { stopService, theService } from '../../dist/compat/service';
 
 const tasks = join(fixtures, 'fallback-tasks.js');
 const managerTasks = join(fixtures, 'manager-tasks.js');
@@ -387,6 +387,19 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
         pool.close();
         await pool.join();
       }
+    });
+
+    it('imap in order, and maxTasksPerChild 1: the workers\' pipes are let go (the hub keeps none of them)', async function () {
+      this.timeout(60_000);
+      const objects = (): number => theService().callSync({ op: 'hubSize' }) as number;
+      const before = objects();
+      const pool = new Pool({ processes: 2, maxTasksPerChild: 1 });
+      const got: number[] = [];
+      for await (const value of pool.imap((x: number) => x * x, [1, 2, 3, 4, 5, 6])) got.push(value as number);
+      assert.deepEqual(got, [1, 4, 9, 16, 25, 36]);
+      pool.close();
+      await pool.join();
+      assert.equal(objects(), before);
     });
 
     it('ThreadPool runs on worker threads', async () => {
