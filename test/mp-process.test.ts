@@ -195,6 +195,37 @@ describe('multiprocessing: Process', function () {
           there.close();
         });
 
+        it("the parent's copy of a Connection end may be closed right after start(), as in CPython", async () => {
+          const [here, there] = Pipe();
+          const p = new P({
+            target: async (conn: { send(v: unknown): void }) => {
+              // Late on purpose: the parent closed its copy long before this attaches.
+              await new Promise((resolve) => setTimeout(resolve, 300));
+              conn.send('still connected');
+            },
+            args: [there],
+          });
+          await p.start();
+          there.close();
+          assert.equal(await here.recv(), 'still connected');
+          await p.join();
+          assert.equal(p.exitCode, 0);
+          await assert.rejects(here.recv(), { code: 'ERR_EOF' });
+          here.close();
+        });
+
+        it('an end lent to a child that never attached it is given back when the child ends: EOF, no hang', async () => {
+          const [here, there] = Pipe();
+          // Its target cannot be loaded: it ends before it reads its arguments.
+          const p = new P({ target: { module: join(fixtures, 'mp-tasks.js'), name: 'noSuchExport' }, args: [there] });
+          await p.start();
+          there.close();
+          await p.join();
+          assert.equal(p.exitCode, 1);
+          await assert.rejects(here.recv(), { code: 'ERR_EOF' });
+          here.close();
+        });
+
         it('runs a self-contained function sent by its source, require() included', async () => {
           const shm = new SharedMemory({ size: 4096 });
           const p = new P({

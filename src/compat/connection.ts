@@ -19,6 +19,7 @@ import { invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateObject } from '../posix/validate';
 import { validateTimeout } from '../sync/waiting';
 import { bytesOf, type PipeOptions } from '../messaging/connection';
+import { noteLent } from '../messaging/lending';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { ownBytes, refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
@@ -32,39 +33,6 @@ export interface FallbackConnectionHandle extends ObjectHandle {
   writable: boolean;
   /** The hold its passage made (`lend`), claimed by `fromHandle`. */
   token?: string;
-}
-
-/** A hold made by a handle's passage, for `unlend` once its receiver can no longer claim it. */
-export interface LentHold {
-  ref: ObjectRef;
-  end: 0 | 1;
-  token: string;
-}
-
-let collecting: LentHold[] | undefined;
-
-/** Runs `fn` (which serializes), and returns with its result the holds its handles made. */
-export function collectLent<T>(fn: () => T): [T, LentHold[]] {
-  const outer = collecting;
-  const lent: LentHold[] = [];
-  collecting = lent;
-  try {
-    return [fn(), lent];
-  } catch (error) {
-    unlend(lent);
-    throw error;
-  } finally {
-    collecting = outer;
-  }
-}
-
-/** Gives back holds that nobody claimed (best effort: their pipe's creator may be gone). */
-export function unlend(lent: LentHold[]): void {
-  for (const { ref, end, token } of lent) {
-    theService()
-      .call({ op: 'call', ref, method: 'unlend', args: { end, token } }, false)
-      .catch(() => {});
-  }
 }
 
 const live = new Set<Connection>();
@@ -110,7 +78,10 @@ export class Connection {
     this.#use.open();
     const token = randomBytes(16).toString('hex');
     this.#use.callSync('lend', { end: this.#end, token });
-    collecting?.push({ ref: this.#use.ref, end: this.#end, token });
+    const { ref } = this.#use;
+    const end = this.#end;
+    // Given back when the child ends (best effort: the pipe's creator may be gone).
+    noteLent(() => void theService().call({ op: 'call', ref, method: 'unlend', args: { end, token } }, false).catch(() => {}));
     return { ...this.handle, token };
   }
 

@@ -12,7 +12,9 @@
  * - Each end is for one reader and one writer at a time (as CPython's).
  * - Crosses by handle (a forked child inherits it; `fromHandle` attaches elsewhere). The
  *   parent counts a forked child as a holder as soon as fork() returns, so it may close its
- *   own copy at once; a spawned process or a worker holds its end once it has attached.
+ *   own copy at once; an end serialized for a spawned child, a worker or a message lends a
+ *   holder slot that its receiver claims (lending.ts), so the sender may close its copy at
+ *   once there too. A handle taken by hand (`.handle`) is held once `fromHandle` attached.
  */
 import { afterForkInChild, aroundFork } from '../posix/child';
 import { ForkwiseError, invalidArgType, invalidArgValue, outOfRange } from '../posix/errors';
@@ -23,6 +25,7 @@ import { closedError, EOFError, TimeoutError } from './errors';
 import { Holders, liveStartTime, TABLE_BYTES } from './holders';
 import { pad4, Ring, RING_HEADER_BYTES } from './ring';
 import { deserialize, registerByHandle, serializeShortLived } from './serializer';
+import { isCollecting, noteLent } from './lending';
 import { SLICE_MS } from './watch';
 import { untilEnd } from './iterate';
 
@@ -44,7 +47,13 @@ export interface ConnectionHandle {
   end: 0 | 1;
   readable: boolean;
   writable: boolean;
+  /** The holder slot its passage lent (lending.ts), and the lender's pid: `fromHandle` claims it. */
+  slot?: number;
+  lender?: number;
 }
+
+// Set by fromHandle for the constructor: the lent slot to claim instead of holding anew.
+let claiming: { slot: number; lender: number } | undefined;
 
 export interface PipeOptions {
   /** false: the first Connection only receives, the second only sends (default true). */
@@ -145,7 +154,9 @@ export class Connection {
     this.#recv = readable ? ring(end === 0 ? 1 : 0) : undefined;
     this.holders = new Holders(buffer, end === 0 ? HOLDERS0 : HOLDERS1);
     this.#peer = new Holders(buffer, end === 0 ? HOLDERS1 : HOLDERS0);
-    this.holders.hold();
+    const lent = claiming;
+    claiming = undefined;
+    if (!lent || !this.holders.claim(lent.slot, lent.lender)) this.holders.hold();
     live.add(this);
     releaseAtExit();
   }
@@ -184,7 +195,31 @@ export class Connection {
       segment.close();
       throw invalidArgValue('handle', handle, 'does not name a live Connection');
     }
+    const { slot, lender } = handle;
+    claiming = typeof slot === 'number' && typeof lender === 'number' ? { slot, lender } : undefined;
     return new Connection(segment, end, readable, writable);
+  }
+
+  // The handle that crosses in a message or a child's arguments: its passage holds the end
+  // (a slot of this end's holders, claimed by whoever attaches it).
+  #lend(): ConnectionHandle {
+    if (this.#closed) throw closedError('Connection');
+    const slot = this.holders.reserve();
+    if (isCollecting()) {
+      // Given back when the child ends, even after this object was closed: through a mapping of its own.
+      const segment = SharedMemory.attach(this.#segment.name);
+      const holders = new Holders(segment.buffer, this.#end === 0 ? HOLDERS0 : HOLDERS1);
+      noteLent(() => {
+        holders.unlend(slot);
+        segment.close();
+      });
+    }
+    return { ...this.handle, slot, lender: process.pid };
+  }
+
+  /** @internal For the serializer. */
+  static lend(conn: Connection): ConnectionHandle {
+    return conn.#lend();
   }
 
   get handle(): ConnectionHandle {
@@ -622,4 +657,9 @@ export function Pipe(options: PipeOptions = {}): [Connection, Connection] {
   return Connection.create(duplex);
 }
 
-registerByHandle(Connection, ['Connection'], (handle: ConnectionHandle) => Connection.fromHandle(handle));
+registerByHandle(
+  Connection,
+  ['Connection'],
+  (handle: ConnectionHandle) => Connection.fromHandle(handle),
+  (conn: Connection) => Connection.lend(conn),
+);

@@ -69,7 +69,7 @@ export class Holders {
       for (let i = 0; i < words.length; i += SLOT_WORDS) {
         if (Atomics.compareExchange(words, i, 0, pid) === 0) {
           Atomics.store(words, i + 1, start);
-          Atomics.add(words, i + 2, 1);
+          Atomics.store(words, i + 2, 1); // a slot given back by `unlend` kept its count
           return;
         }
       }
@@ -78,7 +78,27 @@ export class Holders {
     throw new ForkwiseError('ERR_FORKWISE_TOO_MANY_HOLDERS', `A connection end is held by more than ${SLOTS} processes`);
   }
 
-  /** Reserves a slot counting one open object, for a child about to be forked (`assign`). */
+  /**
+   * Takes over the slot that `lender` lent (lending.ts) for this process, counting one open
+   * object; false if it is not lent any more (then `hold()`).
+   */
+  claim(slot: number, lender: number): boolean {
+    const words = this.#words;
+    if (!Number.isInteger(slot) || slot < 0 || slot >= words.length || slot % SLOT_WORDS !== 0 || !(lender > 0)) return false;
+    if (Atomics.compareExchange(words, slot, -lender, process.pid) !== -lender) return false;
+    Atomics.store(words, slot + 1, selfStart());
+    return true;
+  }
+
+  /** Gives back a slot this process lent, unless it was claimed meanwhile. */
+  unlend(slot: number): void {
+    Atomics.compareExchange(this.#words, slot, -process.pid, 0);
+  }
+
+  /**
+   * Reserves a slot counting one open object, for a child about to be forked (`assign`), or
+   * for a handle on its way (`claim`): counted as this process's until then.
+   */
   reserve(): number {
     const words = this.#words;
     for (let attempt = 0; attempt < 2; attempt++) {

@@ -6,7 +6,6 @@
  * while this thread's loop stands still. There is no sentinel descriptor (-1).
  */
 import { join } from 'node:path';
-import { unlend, type LentHold } from '../compat/connection';
 import { theService } from '../compat/service';
 import type { ChildEndRecord } from '../compat/service_main';
 import { decodeReport, type ChildEnd, type Popen } from './popen';
@@ -14,18 +13,9 @@ import { childExecArgv } from './popen_spawn';
 
 const fallbackMain = join(__dirname, 'fallback_main.js');
 
-/**
- * Starts `node fallback_main.js` for `payload` (a serialized ChildPayload); `lent` are the
- * holds of the pipe ends in it, given back when the child ends.
- */
-export async function startFallback(payload: Buffer, daemon: boolean, lent: LentHold[]): Promise<Popen> {
-  let pid: number;
-  try {
-    pid = (await theService().call({ op: 'spawn', module: fallbackMain, payload, execArgv: childExecArgv(), lent })) as number;
-  } catch (error) {
-    unlend(lent);
-    throw error;
-  }
+/** Starts `node fallback_main.js` for `payload` (a serialized ChildPayload). */
+export async function startFallback(payload: Buffer, daemon: boolean): Promise<Popen> {
+  const pid = (await theService().call({ op: 'spawn', module: fallbackMain, payload, execArgv: childExecArgv() })) as number;
   return new ServiceChild(pid, !daemon);
 }
 

@@ -17,7 +17,7 @@ import { startSpawn } from './popen_spawn';
 import { startForkserver } from './popen_forkserver';
 import { signalFallbackChild, startFallback } from './popen_fallback';
 import { useFallback } from '../compat/platform';
-import { collectLent } from '../compat/connection';
+import { collectLent } from '../messaging/lending';
 import { checkAvailable, getStartMethod, validateStartMethod, type StartMethod } from './start_method';
 
 export interface ProcessOptions {
@@ -67,6 +67,8 @@ export class Process {
   readonly #args: unknown[];
   readonly #method: StartMethod | undefined;
   #popen: Popen | undefined;
+  // Gives back the holds its arguments' Connection ends lent, once it has ended (idempotent).
+  #giveBack: () => void = () => {};
   #starting: Promise<void> | undefined;
   #startError: unknown;
   #end: ChildEnd | undefined;
@@ -151,15 +153,12 @@ export class Process {
     } else {
       const target = overridesRun ? this.run : this.#target;
       const thisArg = overridesRun ? { ...(this as object), name: this.name, daemon: this.#daemon } : undefined;
-      const args = overridesRun ? [] : this.#args;
-      if (useFallback) {
-        // Pipe ends among the arguments are held on the way, until the child attaches them.
-        const [payload, lent] = collectLent(() => makePayload(identity, target, thisArg, args));
-        popen = startFallback(payload, this.#daemon, lent);
-      } else {
-        const payload = makePayload(identity, target, thisArg, args);
-        popen = method === 'spawn' ? startSpawn(payload, this.#daemon) : startForkserver(payload, this.#daemon);
-      }
+      // Connection ends among the arguments are held on their way until the child attaches
+      // them, and given back once it has ended (lending.ts).
+      const [payload, giveBack] = collectLent(() => makePayload(identity, target, thisArg, overridesRun ? [] : this.#args));
+      this.#giveBack = giveBack;
+      if (useFallback) popen = startFallback(payload, this.#daemon);
+      else popen = method === 'spawn' ? startSpawn(payload, this.#daemon) : startForkserver(payload, this.#daemon);
     }
     children.add(this);
     this.#starting = Promise.resolve(popen).then(
@@ -170,6 +169,7 @@ export class Process {
       (error: unknown) => {
         this.#startError = error;
         children.delete(this);
+        this.#giveBack();
         throw error;
       },
     );
@@ -190,6 +190,7 @@ export class Process {
   #ended(end: ChildEnd): void {
     this.#end = end;
     children.delete(this);
+    this.#giveBack();
   }
 
   /**
