@@ -214,6 +214,17 @@ describe('multiprocessing: Process', function () {
           here.close();
         });
 
+        it('a thread that blocks (recvSync) right after an awaited start() does not keep the child from starting', async () => {
+          const [here, there] = Pipe();
+          const p = new P({ target: (conn: { send(v: unknown): void }) => conn.send('up'), args: [there] });
+          await p.start();
+          there.close();
+          // Before the fix the child waited for its payload, which this blocked thread held.
+          assert.equal(here.recvSync(20_000), 'up');
+          await p.join();
+          here.close();
+        });
+
         it('an end lent to a child that never attached it is given back when the child ends: EOF, no hang', async () => {
           const [here, there] = Pipe();
           // Its target cannot be loaded: it ends before it reads its arguments.

@@ -19,7 +19,7 @@ import { invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateObject } from '../posix/validate';
 import { validateTimeout } from '../sync/waiting';
 import { bytesOf, type PipeOptions } from '../messaging/connection';
-import { noteLent } from '../messaging/lending';
+import { lendingOn, noteLent } from '../messaging/lending';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { ownBytes, refOf, ObjectUse, type ObjectHandle } from './object';
 import { theService } from './service';
@@ -33,6 +33,13 @@ export interface FallbackConnectionHandle extends ObjectHandle {
   writable: boolean;
   /** The hold its passage made (`lend`), claimed by `fromHandle`. */
   token?: string;
+}
+
+/** A hold lent by a handle's passage, as the service thread gives it back. */
+export interface LentHold {
+  ref: ObjectRef;
+  end: 0 | 1;
+  token: string;
 }
 
 const live = new Set<Connection>();
@@ -76,12 +83,16 @@ export class Connection {
   // The handle that crosses in a message or arguments: its passage holds the end.
   #lend(): FallbackConnectionHandle {
     this.#use.open();
+    if (!lendingOn()) return this.handle;
     const token = randomBytes(16).toString('hex');
     this.#use.callSync('lend', { end: this.#end, token });
-    const { ref } = this.#use;
-    const end = this.#end;
-    // Given back when the child ends (best effort: the pipe's creator may be gone).
-    noteLent(() => void theService().call({ op: 'call', ref, method: 'unlend', args: { end, token } }, false).catch(() => {}));
+    const hold: LentHold = { ref: this.#use.ref, end: this.#end, token };
+    noteLent({
+      // The service thread gives it back itself when the child ends (even while this thread
+      // blocks); this is for a child that could not start.
+      giveBack: () => void theService().call({ op: 'call', ref: hold.ref, method: 'unlend', args: { end: hold.end, token } }, false).catch(() => {}),
+      forService: hold,
+    });
     return { ...this.handle, token };
   }
 

@@ -21,6 +21,7 @@ import { constants } from 'node:os';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { Hub, type Client, type CreateOptions, type ObjectKind, type Reply, type WireError } from './hub';
 import { newHubAddress, readBodies, readFrames, writeFrame } from './wire';
+import type { LentHold } from './connection';
 
 interface ServiceData {
   port: MessagePort;
@@ -43,7 +44,7 @@ export type Request =
   | ({ rid: number; sync: boolean; op: 'create'; kind: ObjectKind } & CreateOptions)
   | { rid: number; sync: boolean; op: 'call'; ref: ObjectRef; method: string; args: Record<string, unknown> }
   | { rid: number; sync: boolean; op: 'cancel'; target: number; address: string }
-  | { rid: number; sync: boolean; op: 'spawn'; module: string; payload: Uint8Array; execArgv: string[] }
+  | { rid: number; sync: boolean; op: 'spawn'; module: string; payload: Uint8Array; execArgv: string[]; lent: LentHold[] }
   | { rid: number; sync: boolean; op: 'signal'; pid: number; signal: NodeJS.Signals | number }
   | { rid: number; sync: boolean; op: 'streamOpen'; address: string | { host: string; port: number } }
   | { rid: number; sync: boolean; op: 'streamCall'; id: number; bytes?: Uint8Array }
@@ -193,6 +194,8 @@ interface Child {
   joiners: Array<() => void>;
 }
 const children = new Map<number, Child>();
+// Request ids of this thread's own calls, apart from the caller's (which count up from 1).
+let ownRid = -1;
 
 function spawnChild(request: Extract<Request, { op: 'spawn' }>, reply: Reply): void {
   const child = fork(request.module, [], {
@@ -215,6 +218,8 @@ function spawnChild(request: Extract<Request, { op: 'spawn' }>, reply: Reply): v
     entry.end = { exitCode: signalName ? -signo : (code ?? 1), ...(entry.report ? { report: entry.report } : {}) };
     entry.process = undefined;
     for (const wake of entry.joiners.splice(0)) wake();
+    // Pipe ends in its arguments that it did not attach are held no more.
+    for (const { ref, end, token } of request.lent) callObject(ownRid--, ref, 'unlend', { end, token }, () => {});
   });
   child.send({ payload: request.payload });
   reply({ value: child.pid });

@@ -25,7 +25,7 @@ import { closedError, EOFError, TimeoutError } from './errors';
 import { Holders, liveStartTime, TABLE_BYTES } from './holders';
 import { pad4, Ring, RING_HEADER_BYTES } from './ring';
 import { deserialize, registerByHandle, serializeShortLived } from './serializer';
-import { isCollecting, noteLent } from './lending';
+import { isCollecting, lendingOn, noteLent } from './lending';
 import { SLICE_MS } from './watch';
 import { untilEnd } from './iterate';
 
@@ -204,14 +204,27 @@ export class Connection {
   // (a slot of this end's holders, claimed by whoever attaches it).
   #lend(): ConnectionHandle {
     if (this.#closed) throw closedError('Connection');
+    if (!lendingOn()) return this.handle;
     const slot = this.holders.reserve();
     if (isCollecting()) {
-      // Given back when the child ends, even after this object was closed: through a mapping of its own.
+      // Through a mapping of its own: the object may be closed before the child ends.
       const segment = SharedMemory.attach(this.#segment.name);
       const holders = new Holders(segment.buffer, this.#end === 0 ? HOLDERS0 : HOLDERS1);
-      noteLent(() => {
-        holders.unlend(slot);
+      let open = true;
+      const done = (): void => {
+        if (!open) return;
+        open = false;
         segment.close();
+      };
+      noteLent({
+        giveBack: () => {
+          if (open) holders.unlend(slot);
+          done();
+        },
+        toChild: (pid) => {
+          if (open) holders.lendTo(slot, pid, liveStartTime(pid) ?? 0);
+          done();
+        },
       });
     }
     return { ...this.handle, slot, lender: process.pid };

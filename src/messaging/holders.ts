@@ -85,7 +85,9 @@ export class Holders {
   claim(slot: number, lender: number): boolean {
     const words = this.#words;
     if (!Number.isInteger(slot) || slot < 0 || slot >= words.length || slot % SLOT_WORDS !== 0 || !(lender > 0)) return false;
-    if (Atomics.compareExchange(words, slot, -lender, process.pid) !== -lender) return false;
+    const was = Atomics.compareExchange(words, slot, -lender, process.pid);
+    if (was === process.pid) return true; // made this child's by its parent already (`assign`)
+    if (was !== -lender) return false;
     Atomics.store(words, slot + 1, selfStart());
     return true;
   }
@@ -118,6 +120,12 @@ export class Holders {
   assign(slot: number, pid: number, start: number): void {
     Atomics.store(this.#words, slot + 1, start);
     Atomics.store(this.#words, slot, pid);
+  }
+
+  /** Makes a slot this process lent the child `pid`'s, unless it was claimed or given back. */
+  lendTo(slot: number, pid: number, start: number): void {
+    // Its start time is 0 (any live `pid`) until stored.
+    if (Atomics.compareExchange(this.#words, slot, -process.pid, pid) === -process.pid) Atomics.store(this.#words, slot + 1, start);
   }
 
   /** Gives back a `reserve`d slot whose fork failed. */

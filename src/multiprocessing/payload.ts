@@ -4,6 +4,7 @@
  */
 import { describeTarget, loadTarget, type TaskSpec } from '../messaging/task';
 import { deserialize, serialize } from '../messaging/serializer';
+import { withoutLending } from '../messaging/lending';
 import { becomeProcess } from './identity';
 // The kinds that cross by handle register with the serializer when their modules load.
 import '../messaging/index';
@@ -26,7 +27,7 @@ export function makePayload(
   args: unknown[],
 ): Buffer {
   const spec = target === undefined ? null : describeTarget(target, thisArg ? 'run()' : 'options.target');
-  serialize(args, 'args'); // names the path of what cannot cross
+  withoutLending(() => serialize(args, 'args')); // names the path of what cannot cross
   const call = serialize([thisArg, args], 'this');
   return serialize({ ...identity, target: spec, call } satisfies ChildPayload, 'payload');
 }

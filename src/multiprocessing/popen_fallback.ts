@@ -6,6 +6,7 @@
  * while this thread's loop stands still. There is no sentinel descriptor (-1).
  */
 import { join } from 'node:path';
+import type { LentHold } from '../compat/connection';
 import { theService } from '../compat/service';
 import type { ChildEndRecord } from '../compat/service_main';
 import { decodeReport, type ChildEnd, type Popen } from './popen';
@@ -13,9 +14,12 @@ import { childExecArgv } from './popen_spawn';
 
 const fallbackMain = join(__dirname, 'fallback_main.js');
 
-/** Starts `node fallback_main.js` for `payload` (a serialized ChildPayload). */
-export async function startFallback(payload: Buffer, daemon: boolean): Promise<Popen> {
-  const pid = (await theService().call({ op: 'spawn', module: fallbackMain, payload, execArgv: childExecArgv() })) as number;
+/**
+ * Starts `node fallback_main.js` for `payload` (a serialized ChildPayload); the service
+ * thread gives back the `lent` holds of the pipe ends in it when the child ends.
+ */
+export async function startFallback(payload: Buffer, daemon: boolean, lent: LentHold[]): Promise<Popen> {
+  const pid = (await theService().call({ op: 'spawn', module: fallbackMain, payload, execArgv: childExecArgv(), lent })) as number;
   return new ServiceChild(pid, !daemon);
 }
 

@@ -20,8 +20,12 @@ export function childExecArgv(): string[] {
   return process.execArgv.filter((arg) => !/^--(inspect|debug|eval|print|input-type|test)/.test(arg) && !/^-[ep]$/.test(arg));
 }
 
-/** Starts `node spawn_main.js` for `payload` (a serialized ChildPayload). */
-export function startSpawn(payload: Buffer, daemon: boolean): Popen {
+/**
+ * Starts `node spawn_main.js` for `payload` (a serialized ChildPayload); resolves once the
+ * payload is all in the pipe, so that a caller that blocks its thread right after an awaited
+ * `start()` (a `recvSync`) does not keep the child from getting it.
+ */
+export function startSpawn(payload: Buffer, daemon: boolean): Promise<Popen> {
   const deathFd = parentDeathFd();
   const [payloadRead, payloadWrite] = pipe({ cloexec: true });
   const [reportRead, reportWrite] = pipe({ cloexec: true });
@@ -42,7 +46,11 @@ export function startSpawn(payload: Buffer, daemon: boolean): Popen {
   close(reportWrite);
   // The payload may be larger than a pipe holds: written as the child reads it.
   const writer = new Socket({ fd: payloadWrite, readable: false, writable: true });
-  writer.on('error', () => writer.destroy());
-  writer.end(payload);
-  return new DirectChild(pid, reportRead, !daemon, releaseParentDeathFd);
+  const child = new DirectChild(pid, reportRead, !daemon, releaseParentDeathFd);
+  return new Promise((resolve) => {
+    // A child that dies first closes the pipe: its end is then seen as any other.
+    writer.once('close', () => resolve(child));
+    writer.on('error', () => writer.destroy());
+    writer.end(payload);
+  });
 }

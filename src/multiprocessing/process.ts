@@ -17,7 +17,8 @@ import { startSpawn } from './popen_spawn';
 import { startForkserver } from './popen_forkserver';
 import { signalFallbackChild, startFallback } from './popen_fallback';
 import { useFallback } from '../compat/platform';
-import { collectLent } from '../messaging/lending';
+import { collectLent, type Lent } from '../messaging/lending';
+import type { LentHold } from '../compat/connection';
 import { checkAvailable, getStartMethod, validateStartMethod, type StartMethod } from './start_method';
 
 export interface ProcessOptions {
@@ -67,8 +68,9 @@ export class Process {
   readonly #args: unknown[];
   readonly #method: StartMethod | undefined;
   #popen: Popen | undefined;
-  // Gives back the holds its arguments' Connection ends lent, once it has ended (idempotent).
-  #giveBack: () => void = () => {};
+  // The holds its arguments' Connection ends lent (lending.ts): the child's once it exists,
+  // given back once it has ended.
+  #lent: Lent[] = [];
   #starting: Promise<void> | undefined;
   #startError: unknown;
   #end: ChildEnd | undefined;
@@ -155,15 +157,16 @@ export class Process {
       const thisArg = overridesRun ? { ...(this as object), name: this.name, daemon: this.#daemon } : undefined;
       // Connection ends among the arguments are held on their way until the child attaches
       // them, and given back once it has ended (lending.ts).
-      const [payload, giveBack] = collectLent(() => makePayload(identity, target, thisArg, overridesRun ? [] : this.#args));
-      this.#giveBack = giveBack;
-      if (useFallback) popen = startFallback(payload, this.#daemon);
+      const [payload, lent] = collectLent(() => makePayload(identity, target, thisArg, overridesRun ? [] : this.#args));
+      this.#lent = lent;
+      if (useFallback) popen = startFallback(payload, this.#daemon, lent.flatMap((l) => (l.forService ? [l.forService as LentHold] : [])));
       else popen = method === 'spawn' ? startSpawn(payload, this.#daemon) : startForkserver(payload, this.#daemon);
     }
     children.add(this);
     this.#starting = Promise.resolve(popen).then(
       (started) => {
         this.#popen = started;
+        for (const l of this.#lent) l.toChild?.(started.pid);
         void started.ended.then((end) => this.#ended(end));
       },
       (error: unknown) => {
@@ -191,6 +194,10 @@ export class Process {
     this.#end = end;
     children.delete(this);
     this.#giveBack();
+  }
+
+  #giveBack(): void {
+    for (const l of this.#lent.splice(0)) l.giveBack();
   }
 
   /**
