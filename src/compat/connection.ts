@@ -16,9 +16,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { invalidArgType, invalidArgValue } from '../posix/errors';
-import { validateObject } from '../posix/validate';
 import { validateTimeout } from '../sync/waiting';
-import { bytesOf, type PipeOptions } from '../messaging/connection';
+import { bytesOf, pipeDuplex, type PipeOptions } from '../messaging/connection';
 import { lendingOn, noteLent } from '../messaging/lending';
 import { deserialize, registerByHandle, serialize } from '../messaging/serializer';
 import { ownBytes, refOf, ObjectUse, type ObjectHandle } from './object';
@@ -207,9 +206,7 @@ export class Connection {
 }
 
 export function Pipe(options: PipeOptions = {}): [Connection, Connection] {
-  const { duplex = true } = validateObject(options, 'options') as PipeOptions;
-  if (typeof duplex !== 'boolean') throw invalidArgType('options.duplex', 'of type boolean', duplex);
-  return Connection.create(duplex);
+  return Connection.create(pipeDuplex(options));
 }
 
 registerByHandle(

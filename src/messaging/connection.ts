@@ -665,9 +665,14 @@ export function bytesOf(data: unknown, offset: number, size: number | undefined)
  * await b.recv(); // [1, 2, 3]
  */
 export function Pipe(options: PipeOptions = {}): [Connection, Connection] {
+  return Connection.create(pipeDuplex(options));
+}
+
+/** @internal `Pipe()`'s `duplex`, validated. */
+export function pipeDuplex(options: PipeOptions): boolean {
   const { duplex = true } = validateObject(options, 'options') as PipeOptions;
   if (typeof duplex !== 'boolean') throw invalidArgType('options.duplex', 'of type boolean', duplex);
-  return Connection.create(duplex);
+  return duplex;
 }
 
 registerByHandle(
