@@ -321,8 +321,8 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
       const [mine, theirs] = Pipe();
       const p = new Process({ target: ref('sleep'), args: [60_000, theirs] });
       await p.start();
-      // Held by the child once it attached it: close ours only then.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Closed at once: the child's arguments hold it until it attaches (or ends, as here,
+      // killed maybe before it attached).
       theirs.close();
       const reading = mine.recv();
       p.kill();
