@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { _exit, fork, kill, waitpid } from 'forkwise';
-import { Connection, EOFError, Pipe, serialize } from 'forkwise/multiprocessing';
+import { Connection, EOFError, Pipe, deserialize, serialize } from 'forkwise/multiprocessing';
 import { Mutex, SharedArray } from 'forkwise/sync';
 import { runNode } from './helpers';
 import { Children, codeOf, runWorker, sleep, sleepSync, until } from './sync-helpers';
@@ -32,6 +32,20 @@ describe('messaging: Pipe and Connection', function () {
     open.push(...ends);
     return ends;
   }
+
+  it('an end serialized once and attached twice counts both copies: EOF only once all are closed', () => {
+    const [a, b] = pipe();
+    const bytes = serialize(b);
+    const copies = [deserialize(bytes) as Connection, deserialize(bytes) as Connection];
+    open.push(...copies);
+    b.close();
+    copies[0]!.close();
+    assert.equal(a.pollSync(0), false, 'EOF while a copy is open');
+    copies[1]!.send('still here');
+    assert.equal(a.recvSync(1000), 'still here');
+    copies[1]!.close();
+    assert.throws(() => a.recvSync(1000), EOFError);
+  });
 
   it('carries values both ways in one process, asynchronously and blocking', async function () {
     const [a, b] = pipe();

@@ -222,7 +222,7 @@ export class Connection {
           done();
         },
         toChild: (pid) => {
-          if (open) holders.lendTo(slot, pid, liveStartTime(pid) ?? 0);
+          if (open) holders.lendTo(slot, pid);
           done();
         },
       });

@@ -10,11 +10,17 @@
  * count 1), and named by both sides after it: the parent once fork() returned there, the
  * child before any code of its own runs. Whichever comes first, the child's `close()` finds
  * its slot, and no instant exists where its inherited copy is counted by nobody.
+ *
+ * An end on its way (serialized: lending.ts) is counted by a slot reserved the same way,
+ * which the receiver claims; a spawned child's is named by its parent once the pid is known
+ * (start time LENT until the child claims it), so that the child's death ends it.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { ForkwiseError } from '../posix/errors';
 
 export const SLOTS = 64;
+// The start time of a slot lent to a child (`lendTo`) that has not claimed it yet.
+const LENT = -1;
 const SLOT_WORDS = 3; // pid, start time (clock ticks since boot, mod 2^31), count
 export const TABLE_BYTES = SLOTS * SLOT_WORDS * 4;
 
@@ -86,7 +92,8 @@ export class Holders {
     const words = this.#words;
     if (!Number.isInteger(slot) || slot < 0 || slot >= words.length || slot % SLOT_WORDS !== 0 || !(lender > 0)) return false;
     const was = Atomics.compareExchange(words, slot, -lender, process.pid);
-    if (was === process.pid) return true; // made this child's by its parent already (`assign`)
+    // Made this child's by its parent already (`lendTo`), and not claimed yet.
+    if (was === process.pid) return Atomics.compareExchange(words, slot + 1, LENT, selfStart()) === LENT;
     if (was !== -lender) return false;
     Atomics.store(words, slot + 1, selfStart());
     return true;
@@ -123,9 +130,10 @@ export class Holders {
   }
 
   /** Makes a slot this process lent the child `pid`'s, unless it was claimed or given back. */
-  lendTo(slot: number, pid: number, start: number): void {
-    // Its start time is 0 (any live `pid`) until stored.
-    if (Atomics.compareExchange(this.#words, slot, -process.pid, pid) === -process.pid) Atomics.store(this.#words, slot + 1, start);
+  lendTo(slot: number, pid: number): void {
+    // Marked as not claimed yet (any live `pid` counts), before it is named.
+    Atomics.store(this.#words, slot + 1, LENT);
+    Atomics.compareExchange(this.#words, slot, -process.pid, pid);
   }
 
   /** Gives back a `reserve`d slot whose fork failed. */
@@ -166,7 +174,7 @@ export class Holders {
       if (pid === process.pid) return true;
       const start = Atomics.load(words, i + 1);
       const live = liveStartTime(pid);
-      if (live !== undefined && (start === 0 || live === start)) return true;
+      if (live !== undefined && (start === 0 || start === LENT || live === start)) return true;
     }
     return false;
   }
@@ -179,7 +187,7 @@ export class Holders {
       if (pid === 0 || pid === process.pid) continue;
       const start = Atomics.load(words, i + 1);
       const live = liveStartTime(pid);
-      if (live !== undefined && (start === 0 || live === start)) continue;
+      if (live !== undefined && (start === 0 || start === LENT || live === start)) continue;
       Atomics.store(words, i + 2, 0);
       Atomics.compareExchange(words, i, slotPid, 0);
     }
