@@ -13,6 +13,7 @@ import { readSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { afterForkInChild } from '../posix/child';
 import { close, dup, setBlocking } from '../posix/fd';
+import { kill } from '../posix/kill';
 import { waitpid, waitpidAsync, WNOHANG, waitstatusToExitcode } from '../posix/wait';
 
 /** How a child ended: CPython's exit code (`-signo` for a signal) and its target's error. */
@@ -37,6 +38,8 @@ export interface Popen {
   keepAlive(on: boolean): void;
   /** Closes the sentinel (once the child has ended). */
   close(): void;
+  /** Sends `signal` to the child (ESRCH when it is gone). */
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void;
 }
 
 // Report records are small (the stack is cut): a child writes one into an empty pipe and
@@ -210,6 +213,10 @@ export class DirectChild implements Popen {
     if (this.#closed) return;
     this.#closed = true;
     close(this.sentinel);
+  }
+
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    kill(this.pid, signal);
   }
 
   #finish(status: number): ChildEnd {

@@ -65,15 +65,15 @@ class ServiceChild implements Popen {
 
   close(): void {}
 
+  // Through the service thread, which started the child: not once it has ended.
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    theService().callSync({ op: 'signal', pid: this.pid, signal });
+  }
+
   #finish(record: ChildEndRecord): ChildEnd {
     if (this.#end) return this.#end;
     const error = record.report ? decodeReport(Buffer.from(record.report)) : undefined;
     this.#end = { exitCode: record.exitCode, ...(error ? { error } : {}) };
     return this.#end;
   }
-}
-
-/** Sends `signal` to a child this thread started, unless it has ended. */
-export function signalFallbackChild(pid: number, signal: NodeJS.Signals | number): void {
-  theService().callSync({ op: 'signal', pid, signal });
 }

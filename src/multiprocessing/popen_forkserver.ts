@@ -248,6 +248,10 @@ class ForkserverChild implements Popen {
     this.#closed = true;
     close(this.sentinel);
   }
+
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    kill(this.pid, signal);
+  }
 }
 
 /** Asks this process's forkserver (started now if need be) for a child running `payload`. */

@@ -5,9 +5,7 @@
  */
 import { afterForkInChild } from '../posix/child';
 import { ForkwiseError, invalidArgType, invalidArgValue } from '../posix/errors';
-import { kill } from '../posix/kill';
 import { validateBoolean, validateObject } from '../posix/validate';
-import type { Signal } from '../posix/signals';
 import { currentProcess, becomeProcess } from './identity';
 import { makePayload } from './payload';
 import { describeTarget, loadTarget } from '../messaging/task';
@@ -15,7 +13,7 @@ import type { ChildEnd, Popen } from './popen';
 import { checkForkSafe, startFork } from './popen_fork';
 import { startSpawn } from './popen_spawn';
 import { startForkserver } from './popen_forkserver';
-import { signalFallbackChild, startFallback } from './popen_fallback';
+import { startFallback } from './popen_fallback';
 import { useFallback } from '../compat/platform';
 import { collectLent, type Lent } from '../messaging/lending';
 import type { LentHold } from '../compat/connection';
@@ -273,7 +271,7 @@ export class Process {
     this.#signal('SIGKILL');
   }
 
-  #signal(signal: Signal): void {
+  #signal(signal: 'SIGTERM' | 'SIGKILL'): void {
     const popen = this.#popen;
     if (!popen || this.#end) {
       if (this.#starting && !this.#end && this.#startError === undefined) {
@@ -283,8 +281,7 @@ export class Process {
       return;
     }
     try {
-      if (useFallback) signalFallbackChild(popen.pid, signal as NodeJS.Signals | number);
-      else kill(popen.pid, signal);
+      popen.signal(signal);
     } catch (error) {
       if ((error as { code?: string }).code !== 'ESRCH') throw error;
     }
