@@ -130,7 +130,6 @@ class HubQueue implements HubObject {
   readonly #getters: Waiters;
   readonly #putters: Waiters;
   readonly #joiners: Waiters;
-  readonly #pendingPuts = new Map<Waiter, [Buffer, number]>();
   #unfinished = 0;
 
   constructor(
@@ -155,9 +154,9 @@ class HubQueue implements HubObject {
           return reply({});
         }
         if (timeout === 0) return reply(failure('ERR_QUEUE_FULL', 'The queue is full'));
-        const waiter: Waiter = { client, rid, reply, timer: undefined, onDrop: () => this.#pendingPuts.delete(waiter) };
-        this.#pendingPuts.set(waiter, [bytes, priority]);
-        return this.#putters.park(waiter, timeout, () => failure('ERR_QUEUE_FULL', 'The queue is full'));
+        return this.#putters.park({ client, rid, reply, timer: undefined, put: [bytes, priority] }, timeout, () =>
+          failure('ERR_QUEUE_FULL', 'The queue is full'),
+        );
       }
       case 'get': {
         const item = this.#items.take();
@@ -208,9 +207,7 @@ class HubQueue implements HubObject {
   #admitPutters(): void {
     while (this.#putters.length > 0 && this.#hasRoom()) {
       const putter = this.#putters.take()!;
-      const [bytes, priority] = this.#pendingPuts.get(putter)!;
-      this.#pendingPuts.delete(putter);
-      this.#add(bytes, priority);
+      this.#add(...putter.put!);
       putter.reply({});
     }
   }

@@ -23,6 +23,8 @@ export interface Waiter {
   timer: NodeJS.Timeout | undefined;
   /** A pipe's poll: answered `true` without taking the message. */
   peek?: boolean;
+  /** A put waiting for room in a queue: its item and priority. */
+  put?: [bytes: Buffer, priority: number];
   /** Called when the wait ends without being answered by its object (timeout, cancel, drop). */
   onDrop?: () => void;
 }

@@ -53,19 +53,17 @@ export class Queue<T = unknown> {
   readonly #maxsize: number;
 
   constructor(options: QueueOptions = {}) {
-    const parts = adopted;
+    const kind = this.constructor as unknown as { kind: QueueKind; order: QueueOrder };
+    let parts = adopted;
     adopted = undefined;
-    if (parts) {
-      this.#maxsize = parts.maxsize;
-      this.#use = new ObjectUse(parts.ref, (this.constructor as { kind?: string }).kind ?? 'Queue');
-      return;
+    if (!parts) {
+      const { maxsize = 0 } = validateObject(options, 'options') as QueueOptions;
+      validateInteger(maxsize, 'options.maxsize', 0, 2 ** 31 - 1);
+      const ref = theService().callSync({ op: 'create', kind: 'queue', maxsize, order: kind.order }) as ObjectRef;
+      parts = { ref, maxsize };
     }
-    const { maxsize = 0 } = validateObject(options, 'options') as QueueOptions;
-    validateInteger(maxsize, 'options.maxsize', 0, 2 ** 31 - 1);
-    this.#maxsize = maxsize;
-    const order = (this.constructor as unknown as { order: QueueOrder }).order;
-    const ref = theService().callSync({ op: 'create', kind: 'queue', maxsize, order }) as ObjectRef;
-    this.#use = new ObjectUse(ref, (this.constructor as { kind?: string }).kind ?? 'Queue');
+    this.#maxsize = parts.maxsize;
+    this.#use = new ObjectUse(parts.ref, kind.kind);
   }
 
   static readonly kind: QueueKind = 'Queue';
@@ -83,7 +81,7 @@ export class Queue<T = unknown> {
   }
 
   get handle(): FallbackQueueHandle {
-    return { kind: `Fallback${(this.constructor as unknown as { kind: QueueKind }).kind}`, ...this.#use.ref, maxsize: this.#maxsize };
+    return { kind: `Fallback${this.#use.what as QueueKind}`, ...this.#use.ref, maxsize: this.#maxsize };
   }
 
   /** The number of items in the queue (a snapshot: others may put or get meanwhile). */

@@ -73,7 +73,6 @@ abstract class HubLockUser {
 
   async acquireAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     const { timeout, signal } = waitOptions(options);
-    if (signal?.aborted) throw abortError(signal);
     // `queued`: held by another task of this thread is busy, not a deadlock.
     return this.#took((await this.#use.call('acquire', { timeout, queued: true }, signal)) as number);
   }
@@ -159,7 +158,6 @@ export class Semaphore {
 
   async acquireAsync(options: AsyncWaitOptions | null = {}): Promise<boolean> {
     const { timeout, signal } = waitOptions(options);
-    if (signal?.aborted) throw abortError(signal);
     return (await this.#use.call('acquire', { timeout }, signal)) === 0;
   }
 
@@ -225,7 +223,6 @@ export class Event {
 
   async waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
     const { timeout, signal } = waitOptions(options);
-    if (signal?.aborted) throw abortError(signal);
     return (await this.#use.call('wait', { timeout }, signal)) as boolean;
   }
 
@@ -339,7 +336,6 @@ export class Barrier {
     const { timeout: given, signal } = (validateOptions(asyncWaitOptions(options)) ?? {}) as AsyncWaitOptions;
     const timeout = given == null ? this.#timeout : validateTimeout(given, 'options.timeout');
     validateSignal(signal); // before arriving: a bad argument must not break the barrier
-    if (signal?.aborted) throw abortError(signal);
     return (await this.#use.call('wait', { timeout }, signal ?? undefined)) as number;
   }
 
