@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Connection, Manager, Pipe, Process, SharedMemory, stopForkserver, DictProxy, type StartMethod } from 'forkwise/multiprocessing';
 import { Thread } from 'forkwise/threading';
 import { fixtures, orphanedSegments, runNode } from './helpers';
+import { checkManagerObjects, managerObjects } from './manager-objects';
 
 const tasks = join(fixtures, 'manager-tasks.js');
 const ref = (name: string) => ({ module: tasks, name });
@@ -126,21 +127,7 @@ describe('multiprocessing: Manager', function () {
 
       for (const where of ['fork', 'spawn', 'thread'] as const) {
         it(`works in a ${where === 'thread' ? 'worker thread' : `${where}ed child`}`, async () => {
-          const o = {
-            dict: await manager.dict({ parent: 'hello' }),
-            list: await manager.list([0]),
-            ns: await manager.Namespace({ base: 41 }),
-            value: await manager.Value('s', 'start'),
-            lock: await manager.Lock(),
-            rlock: await manager.RLock(),
-            semaphore: await manager.Semaphore(),
-            event: await manager.Event(),
-            condition: await manager.Condition(),
-            barrier: await manager.Barrier(2),
-            queue: await manager.Queue(),
-            jobs: await manager.JoinableQueue(),
-          };
-          await o.jobs.put('job-1');
+          const o = await managerObjects(manager);
           let run: Promise<void>;
           let exitCode: () => unknown;
           if (where === 'thread') {
@@ -157,20 +144,7 @@ describe('multiprocessing: Manager', function () {
           const [arrival] = await Promise.all([o.barrier.wait(20000), run]);
           assert.equal(exitCode(), 0);
           assert.equal(typeof arrival, 'number');
-          assert.deepEqual(await o.dict.get(`${where}-async`), { tag: where, n: 1 });
-          assert.deepEqual(o.dict.getSync(`${where}-sync`), [where]);
-          assert.deepEqual(await o.dict.get(`${where}-done`), { had: 'hello', arrival: 'number' });
-          assert.equal(await o.dict.get(`${where}-job`), 'job-1');
-          assert.deepEqual(await o.list.toArray(), [0, `${where}-async`, `${where}-sync`]);
-          assert.equal(await o.ns.get(where), 42);
-          assert.equal(await o.value.get(), `${where}:start`);
-          assert.equal(await o.queue.get({ timeout: 5000 }), `${where} via queue`);
-          assert.equal(await o.event.isSet(), true);
-          assert.equal(o.semaphore.getValue(), 1);
-          assert.equal(await o.lock.acquire({ timeout: 1000 }), true, 'the child released the lock');
-          await o.lock.release();
-          assert.equal(o.rlock.locked(), false);
-          await o.jobs.join();
+          await checkManagerObjects(o, where);
         });
       }
 

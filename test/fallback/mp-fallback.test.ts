@@ -39,6 +39,7 @@ import {
 } from 'forkwise/multiprocessing';
 import * as threading from 'forkwise/threading';
 import { fixtures, runNode } from '../helpers';
+import { checkManagerObjects, managerObjects } from '../manager-objects';
 import { stopService, theService } from '../../dist/compat/service';
 
 const tasks = join(fixtures, 'fallback-tasks.js');
@@ -573,21 +574,7 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
 
     for (const where of ['spawn', 'thread'] as const) {
       it(`every kind of object works in a ${where === 'thread' ? 'worker thread' : 'spawned child'}, Promise and …Sync forms`, async () => {
-        const o = {
-          dict: await manager.dict({ parent: 'hello' }),
-          list: await manager.list([0]),
-          ns: await manager.Namespace({ base: 41 }),
-          value: await manager.Value('s', 'start'),
-          lock: await manager.Lock(),
-          rlock: await manager.RLock(),
-          semaphore: await manager.Semaphore(),
-          event: await manager.Event(),
-          condition: await manager.Condition(),
-          barrier: await manager.Barrier(2),
-          queue: await manager.Queue(),
-          jobs: await manager.JoinableQueue(),
-        };
-        await o.jobs.put('job-1');
+        const o = await managerObjects(manager);
         const target = { module: managerTasks, name: 'useAll' };
         let run: Promise<void>;
         let outcome: () => unknown;
@@ -605,17 +592,7 @@ describe('platform fallback (FORKWISE_FORCE_FALLBACK=1)', () => {
         const [arrival] = await Promise.all([o.barrier.wait(20_000), run]);
         assert.equal(outcome(), 0);
         assert.equal(typeof arrival, 'number');
-        assert.deepEqual(o.dict.getSync(`${where}-sync`), [where]);
-        assert.deepEqual(await o.dict.get(`${where}-done`), { had: 'hello', arrival: 'number' });
-        assert.equal(await o.dict.get(`${where}-job`), 'job-1');
-        assert.deepEqual(await o.list.toArray(), [0, `${where}-async`, `${where}-sync`]);
-        assert.equal(await o.ns.get(where), 42);
-        assert.equal(await o.value.get(), `${where}:start`);
-        assert.equal(await o.queue.get({ timeout: 5000 }), `${where} via queue`);
-        assert.equal(await o.event.isSet(), true);
-        assert.equal(await o.lock.acquire({ timeout: 1000 }), true, 'the child released the lock');
-        await o.lock.release();
-        await o.jobs.join();
+        await checkManagerObjects(o, where);
       });
     }
 
