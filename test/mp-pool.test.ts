@@ -213,6 +213,19 @@ describe('multiprocessing: Pool', function () {
     assert.equal(pool.stats.done >= 2, true);
   });
 
+  it('stats.runMs is each task\'s time in its worker, also when answers are read in batches', async () => {
+    await using pool = new Pool({ processes: 2, startMethod: 'fork' });
+    const busy = (x: number): number => {
+      const end = performance.now() + 1;
+      while (performance.now() < end);
+      return x;
+    };
+    // 1 ms tasks: the pool reads each worker's answers a few at once, on a timer.
+    assert.deepEqual(await pool.map(busy, Array.from({ length: 300 }, (_, i) => i), { chunksize: 1 }), Array.from({ length: 300 }, (_, i) => i));
+    const { runMs } = pool.stats;
+    assert.ok(runMs.p50 >= 0.9 && runMs.p50 < 5, `median run time ${runMs.p50} ms`);
+  });
+
   it('bad input: options, functions, arguments', async () => {
     assert.throws(() => new Pool({ processes: 0 }), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => new Pool({ processes: 1.5 }), { code: 'ERR_OUT_OF_RANGE' });

@@ -48,19 +48,22 @@ const MAX_INFLIGHT = 4096;
 // than waking this thread for each answer (#pollInterval):
 // - tiny tasks, POLL_BACKLOG chunks or more: every POLL_EVERY_MS (this thread, which reads
 //   and sends for every task, is what limits them);
-// - short chunks (SHORT_CHUNK_MS to LONG_CHUNK_MS each) with SHORT_BACKLOG more waiting:
-//   the workers are what limits, and a wake-up per answer here takes a CPU from them, so a
-//   worker holds SHORT_TARGET_MS and is read every POLL_SHORT_MS (two workers busy with
-//   1 ms tasks on 2 vCPUs, paired runs: 82-83% of the ideal throughput woken per answer,
-//   87-90% read every 2 ms with 4 ms held, 90-92% read every 3 ms with 8 ms held). Only
-//   with a backlog: a short map that looks late at its last answers ends late;
+// - short chunks (SHORT_CHUNK_MS to LONG_CHUNK_MS each): the workers are what limits, and
+//   each wake-up here takes a CPU from them and finds this thread's caches cold (10-30 µs
+//   per answer read or task sent, against 2-4 in a tight loop), so a worker is read once
+//   about half of what it holds is done, every POLL_SHORT_MS at most, and with
+//   SHORT_BACKLOG chunks waiting it holds SHORT_TARGET_MS. Two workers busy with 1 ms tasks
+//   on 2 vCPUs, paired runs, share of the ideal throughput: 82-83% woken per answer, 90-92%
+//   read every 3 ms with 8 ms held, 92-94% every 25 ms with 64 ms held (a pool's first
+//   map; once V8 has compiled its code, 94-96% and 96-97%). A short map, or the end of
+//   one, is read sooner as what is held shrinks;
 // - longer ones: every POLL_LONG_MS, with two chunks held.
 const POLL_BACKLOG = 8;
 const POLL_EVERY_MS = 1;
 const SHORT_CHUNK_MS = 0.25;
 const LONG_CHUNK_MS = 2;
-const SHORT_TARGET_MS = 8;
-const POLL_SHORT_MS = 3;
+const SHORT_TARGET_MS = 64;
+const POLL_SHORT_MS = 25;
 const SHORT_BACKLOG = 64;
 const POLL_LONG_MS = 2;
 // The longest the forks after a pool's first wait for it to answer its first tasks.
@@ -68,6 +71,7 @@ const FORK_SPACING_MS = 30;
 // imap's look-ahead, in chunks per worker.
 const PREFETCH = 4;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const isShort = (chunkMs: number): boolean => chunkMs >= SHORT_CHUNK_MS && chunkMs <= LONG_CHUNK_MS;
 
 // Pools of this process. A forked child (a worker, or any child) has copies of them that
 // are not its own: they must not act there (dispatch, replace workers, time tasks out).
@@ -508,12 +512,14 @@ export class Pool {
     return promise;
   }
 
-  #settle(chunk: Chunk, error: Error | undefined, results?: unknown[]): void {
+  // `ranMs`: how long it ran, as its worker measured (else as seen from here).
+  #settle(chunk: Chunk, error: Error | undefined, results?: unknown[], ranMs?: number): void {
     if (chunk.settled) return;
     chunk.settled = true;
     if (--this.#pending === 0) clearInterval(this.#keepAlive);
     if (chunk.onAbort) chunk.call.signal!.removeEventListener('abort', chunk.onAbort);
-    if (chunk.startedAt !== undefined) record(this.#stats.runMs, performance.now() - chunk.startedAt);
+    if (ranMs !== undefined) record(this.#stats.runMs, ranMs);
+    else if (chunk.startedAt !== undefined) record(this.#stats.runMs, performance.now() - chunk.startedAt);
     if (error) {
       this.#stats.failed += chunk.list.length;
       chunk.call.fail(chunk, error);
@@ -666,15 +672,18 @@ export class Pool {
   #pollInterval(worker: Worker): number {
     const held = worker.inflight.length;
     const load = worker.loadMs;
-    if (held >= 2 && this.#shortRegime(load / held) && load >= 2 * POLL_SHORT_MS) return POLL_SHORT_MS;
-    if (held >= POLL_BACKLOG && load >= POLL_EVERY_MS) return POLL_EVERY_MS;
-    if (held >= 2 && load > POLL_LONG_MS) return POLL_LONG_MS;
-    return 0;
+    let poll = 0;
+    if (held >= 2 && isShort(load / held) && load >= 2 * POLL_LONG_MS) poll = Math.min(POLL_SHORT_MS, load / 2);
+    else if (held >= POLL_BACKLOG && load >= POLL_EVERY_MS) poll = POLL_EVERY_MS;
+    else if (held >= 2 && load > POLL_LONG_MS) poll = POLL_LONG_MS;
+    // A timeout's clock starts when its task is seen to start: late by this much at most.
+    if (poll > POLL_LONG_MS && worker.inflight.some((chunk) => chunk.call.limit !== undefined)) poll = POLL_LONG_MS;
+    return poll;
   }
 
-  // Short chunks with a backlog waiting (above POLL_SHORT_MS): the workers are what limits.
+  // Short chunks with a backlog waiting: the workers are what limits.
   #shortRegime(chunkMs: number): boolean {
-    return chunkMs >= SHORT_CHUNK_MS && chunkMs <= LONG_CHUNK_MS && this.#queue.length >= SHORT_BACKLOG;
+    return isShort(chunkMs) && this.#queue.length >= SHORT_BACKLOG;
   }
 
   // Takes the complete answers there are now (how many). A thread's are taken so when it
@@ -721,12 +730,15 @@ export class Pool {
     clearTimeout(worker.timer);
     if (chunk) {
       worker.loadMs -= chunk.estimate;
-      if (chunk.startedAt !== undefined && chunk.list.length > 0) {
-        const perItem = (performance.now() - chunk.startedAt) / chunk.list.length;
+      // The time the worker measured: answers read on a timer come several at once, long
+      // after some of them started.
+      const ranMs = reply[3];
+      if (chunk.list.length > 0) {
+        const perItem = ranMs / chunk.list.length;
         const cost = chunk.call.cost;
         cost.perItem = cost.perItem === undefined ? perItem : cost.perItem + (perItem - cost.perItem) * 0.2;
       }
-      this.#settle(chunk, reply[0] === 'fail' ? rebuildError(reply[2]) : undefined, reply[0] === 'done' ? reply[2] : undefined);
+      this.#settle(chunk, reply[0] === 'fail' ? rebuildError(reply[2]) : undefined, reply[0] === 'done' ? reply[2] : undefined, ranMs);
     }
     this.#startHead(worker);
   }

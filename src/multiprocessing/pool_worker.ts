@@ -6,8 +6,8 @@
  *                                                   the list (spread), or fn(item) for each item
  *                     ['tasks', [task, ...]]          several at once
  *                     ['stop']                        finish and exit
- *   worker → parent   ['done', seq, results]
- *                     ['fail', seq, error]            a plain { name, message, stack, code }
+ *   worker → parent   ['done', seq, results, ms]      ms: how long the chunk ran here
+ *                     ['fail', seq, error, ms]        a plain { name, message, stack, code }
  *                     ['init-failed', error]          the initializer threw; the worker exits
                      ['recycle']                     grown past maxMemoryPerChild: it exits
                                                      (cleanly) without starting the rest
@@ -24,7 +24,7 @@ export type FnRef = number | TaskSpec;
 export type OneTask = ['task', number, FnRef, unknown[], boolean];
 export type TaskMessage = OneTask | ['tasks', OneTask[]] | ['stop'];
 export type ErrorRecord = { name: string; message: string; stack?: string; code?: unknown };
-export type TaskReply = ['done', number, unknown[]] | ['fail', number, ErrorRecord];
+export type TaskReply = ['done', number, unknown[], number] | ['fail', number, ErrorRecord, number];
 export type ReplyMessage = TaskReply | ['init-failed', ErrorRecord] | ['recycle'];
 
 /**
@@ -85,6 +85,7 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
   }
   const run = async ([, seq, ref, list, spread]: OneTask): Promise<void> => {
     const results: unknown[] = [];
+    const started = performance.now();
     let reply: TaskReply;
     try {
       const fn = typeof ref === 'number' ? registry[ref]! : await resolveFn(ref);
@@ -92,15 +93,15 @@ export async function workerLoop(conn: Connection, setup: WorkerSetup): Promise<
         const result = spread ? fn(...(item as unknown[])) : fn(item);
         results.push(isThenable(result) ? await result : result);
       }
-      reply = ['done', seq, results];
+      reply = ['done', seq, results, performance.now() - started];
     } catch (error) {
-      reply = ['fail', seq, errorRecord(error)];
+      reply = ['fail', seq, errorRecord(error), performance.now() - started];
     }
     try {
       conn.send(reply);
     } catch (error) {
       // A result that cannot be cloned fails its task, as a thrown error would.
-      conn.send(['fail', seq, errorRecord(error)] satisfies ReplyMessage);
+      conn.send(['fail', seq, errorRecord(error), reply[3]] satisfies ReplyMessage);
     }
   };
   // Recycled by memory: said before the exit, so that the parent gives what this worker had
