@@ -10,9 +10,13 @@
 //   undefined when the value needs node:v8's serializer: a typed array or DataView (Node
 //   writes those as host objects of its own), a SharedArrayBuffer, or anything structured
 //   clone refuses (the JavaScript path then throws the proper error).
-// - deserializeFrom(bytes, sentinel): the value in `bytes` (a Uint8Array: header, value, no
-//   flag), or `sentinel` when it holds a host object or is malformed (the JavaScript path
-//   then reads it, or throws the proper error).
+// - deserializeFrom(bytes, offset, sentinel): the value in `bytes` from `offset` on (a
+//   Uint8Array: header, value; the flag before `offset`), or `sentinel` when it holds a host
+//   object or is malformed (the JavaScript path then reads it, or throws the proper error).
+//
+// A message costs ~1 µs each way here: each typed array is read with one
+// napi_get_typedarray_info (node-addon-api's accessors make one call per property), and the
+// offset spares the caller a subarray per message.
 //
 // node-addon-api has no structured clone: a napi_value is, in Node, the address of a V8
 // handle (the same bits as a v8::Local), which is how Node's own N-API converts them.
@@ -39,6 +43,18 @@ napi_value NapiValue(v8::Local<v8::Value> local) {
   napi_value value;
   std::memcpy(&value, static_cast<void*>(&local), sizeof value);
   return value;
+}
+
+// The bytes of a Uint8Array, or nullptr when `value` is not one (napi_invalid_arg).
+uint8_t* Uint8Bytes(napi_env env, napi_value value, size_t* length) {
+  napi_typedarray_type type;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    return nullptr;
+  }
+  // An empty view may have no memory at all.
+  static uint8_t empty;
+  return data != nullptr ? static_cast<uint8_t*>(data) : &empty;
 }
 
 // Hands V8 the caller's scratch memory first, heap memory only beyond it. Whatever V8
@@ -88,20 +104,17 @@ class ScratchDelegate : public v8::ValueSerializer::Delegate {
 
 Napi::Value SerializeInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsTypedArray()) {
-    throw Napi::TypeError::New(env, "forkwise native: expected (value, flag, Uint8Array)");
+  size_t size = 0;
+  uint8_t* data = info.Length() < 3 ? nullptr : Uint8Bytes(env, info[2], &size);
+  if (data == nullptr || !info[1].IsNumber() || size < 16) {
+    throw Napi::TypeError::New(env, "forkwise native: expected (value, flag, Uint8Array of 16 bytes or more)");
   }
-  Napi::TypedArray scratch = info[2].As<Napi::TypedArray>();
-  if (scratch.TypedArrayType() != napi_uint8_array || scratch.ByteLength() < 16) {
-    throw Napi::TypeError::New(env, "forkwise native: scratch must be a Uint8Array of 16 bytes or more");
-  }
-  auto* data = static_cast<uint8_t*>(scratch.ArrayBuffer().Data()) + scratch.ByteOffset();
   uint8_t flag = static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value());
 
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
   v8::TryCatch failed(isolate);
-  ScratchDelegate delegate(isolate, data, scratch.ByteLength());
+  ScratchDelegate delegate(isolate, data, size);
   v8::ValueSerializer serializer(isolate, &delegate);
   serializer.SetTreatArrayBufferViewsAsHostObjects(true);  // as node:v8 does
   serializer.WriteRawBytes(&flag, 1);
@@ -118,25 +131,27 @@ Napi::Value SerializeInto(const Napi::CallbackInfo& info) {
 
 Napi::Value DeserializeFrom(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsTypedArray()) {
-    throw Napi::TypeError::New(env, "forkwise native: expected (Uint8Array, sentinel)");
+  size_t length = 0;
+  const uint8_t* data = info.Length() < 3 ? nullptr : Uint8Bytes(env, info[0], &length);
+  if (data == nullptr || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "forkwise native: expected (Uint8Array, offset, sentinel)");
   }
-  Napi::TypedArray bytes = info[0].As<Napi::TypedArray>();
-  if (bytes.TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(env, "forkwise native: expected a Uint8Array");
+  double offset = info[1].As<Napi::Number>().DoubleValue();
+  if (!(offset >= 0 && offset <= static_cast<double>(length))) {
+    throw Napi::RangeError::New(env, "forkwise native: offset out of range");
   }
-  auto* data = static_cast<const uint8_t*>(bytes.ArrayBuffer().Data()) + bytes.ByteOffset();
+  auto skip = static_cast<size_t>(offset);
 
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
   v8::EscapableHandleScope scope(isolate);
   v8::TryCatch failed(isolate);
   // No delegate: a host object (a typed array written by node:v8) throws, and falls back.
-  v8::ValueDeserializer deserializer(isolate, data, bytes.ByteLength());
+  v8::ValueDeserializer deserializer(isolate, data + skip, length - skip);
   v8::Local<v8::Value> value;
   if (!deserializer.ReadHeader(context).FromMaybe(false) || !deserializer.ReadValue(context).ToLocal(&value) ||
       failed.HasCaught()) {
-    return info[1];
+    return info[2];
   }
   return Napi::Value(env, NapiValue(scope.Escape(value)));
 }

@@ -370,7 +370,7 @@ export function deserialize(bytes: Uint8Array): unknown {
   if (bytes.byteLength < 2 || (flag !== PLAIN && flag !== WITH_HANDLES)) {
     throw new ForkwiseError('ERR_FORKWISE_BAD_MESSAGE', "forkwise: a message is not in forkwise's format");
   }
-  let value = supported ? native.deserializeFrom(bytes.subarray(1), NOT_FAST) : NOT_FAST;
+  let value = supported ? native.deserializeFrom(bytes, 1, NOT_FAST) : NOT_FAST;
   if (value === NOT_FAST) {
     const deserializer = new DefaultDeserializer(bytes);
     deserializer.readRawBytes(1);

@@ -117,7 +117,7 @@ export interface NativeBinding {
   FutexPoll: new (buffer: ArrayBuffer, offset: number, callback: () => void) => NativeFutexWatcher;
   futexPollSupported(): boolean;
   serializeInto(value: unknown, flag: number, scratch: Uint8Array): number | Buffer | undefined;
-  deserializeFrom<S>(bytes: Uint8Array, sentinel: S): unknown;
+  deserializeFrom<S>(bytes: Uint8Array, offset: number, sentinel: S): unknown;
   mutexAcquire(buffer: ArrayBuffer, timeoutMs: number): number;
   mutexRelease(buffer: ArrayBuffer): void;
   mutexConsistent(buffer: ArrayBuffer): void;
