@@ -54,9 +54,9 @@ const MAX_INFLIGHT = 4096;
 //   about half of what it holds is done, every POLL_SHORT_MS at most, and with
 //   SHORT_BACKLOG chunks waiting it holds SHORT_TARGET_MS. Two workers busy with 1 ms tasks
 //   on 2 vCPUs, paired runs, share of the ideal throughput: 82-83% woken per answer, 90-92%
-//   read every 3 ms with 8 ms held, 92-94% every 25 ms with 64 ms held (a pool's first
-//   map; once V8 has compiled its code, 94-96% and 96-97%). A short map, or the end of
-//   one, is read sooner as what is held shrinks;
+//   read every 3 ms with 8 ms held, 92-94% every 25 ms with 64 ms held: a pool's first
+//   map; once V8 has compiled the pool's code, 94-96% with the former and 96-97% with the
+//   latter. A short map, or the end of one, is read sooner as what is held shrinks;
 // - longer ones: every POLL_LONG_MS, with two chunks held.
 const POLL_BACKLOG = 8;
 const POLL_EVERY_MS = 1;
