@@ -493,7 +493,7 @@ function printTable(s) {
     row('tiny, chunksize 1: piscina ms / forkwise ms', t.tinyOneVsPiscina),
     row('tiny, chunksize 1: CPython ms / forkwise ms', t.tinyOneVsPython),
     row('tiny, automatic: CPython ms / forkwise ms', t.tinyAutoVsPython),
-    row('1 ms tasks: ideal / actual (warmed pool)', t.cpuEfficiency, ''),
+    row(`1 ms tasks: ideal / actual, the pool's map ${c.cpuWarmMaps + 2}`, t.cpuEfficiency, ''),
     row('dataset: first result, pool made in the time', t.datasetFirstMs, ' ms'),
     row('dataset: first result, pool already up', t.datasetWarmFirstMs, ' ms'),
     row('memory: 4 workers + parent / one process', t.memoryVsOne),
