@@ -14,9 +14,9 @@
 //   Uint8Array: header, value; the flag before `offset`), or `sentinel` when it holds a host
 //   object or is malformed (the JavaScript path then reads it, or throws the proper error).
 //
-// A message costs ~1 µs each way here: each typed array is read with one
-// napi_get_typedarray_info (node-addon-api's accessors make one call per property), and the
-// offset spares the caller a subarray per message.
+// Every message pays these calls (about a microsecond each way), so each typed array is read
+// with one napi_get_typedarray_info (node-addon-api's accessors make one call per property)
+// and the offset spares the caller a subarray per message.
 //
 // node-addon-api has no structured clone: a napi_value is, in Node, the address of a V8
 // handle (the same bits as a v8::Local), which is how Node's own N-API converts them.
