@@ -2,8 +2,8 @@
 // per round) and round trip (5,000 per round), for forkwise's Connection and Queue against
 // child_process IPC (json and advanced serialization), a worker_threads MessagePort and
 // CPython's multiprocessing Pipe and Queue. Each contender runs in its own sub-process, three
-// rounds (one sub-process each, interleaved); the table shows medians (µs per message, or
-// per round trip) and ratios. One more scenario times the event loop's wake-up: the peer
+// rounds (one sub-process each, interleaved, each sub-process making an unmeasured round
+// first); the table shows medians (µs per message, or per round trip) and ratios. One more scenario times the event loop's wake-up: the peer
 // works 300 µs before each answer, with the loop waiting through io_uring or a thread.
 //
 //   node bench/ipc.mjs [--json] [--rounds N]
@@ -20,6 +20,12 @@ const require = createRequire(import.meta.url);
 const self = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
 const ROUNDS = Number(args[args.indexOf('--rounds') + 1]) || 3;
+// Each runner process first makes an unmeasured round, as do CPython's: V8 compiles the
+// messaging code (reader's, and the sender's that forked children inherit) over the first
+// tens of thousands of messages. A process's first round of 1 KB objects one way took
+// 1.50-1.65 µs a message with recvSync, its second 1.26-1.55.
+const WARM_ROUNDS = 1;
+const RUNNER_ROUNDS = ROUNDS + WARM_ROUNDS;
 const ONE_WAY = 100_000;
 const ROUND_TRIPS = 5_000;
 const message = (i) => ({ i, s: 'x'.repeat(1000) });
@@ -57,7 +63,7 @@ async function forked(fw, child, parent) {
 async function runConnection() {
   const fw = await forkwise();
   const out = { oneWay: [], oneWayAsync: [], roundTrip: [], roundTripAsync: [] };
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     for (const mode of ['sync', 'async']) {
       const [a, b] = fw.mp.Pipe();
       out[mode === 'sync' ? 'oneWay' : 'oneWayAsync'].push(
@@ -115,7 +121,7 @@ async function runConnectionSlowPeer() {
   if (args.includes('--futex') && args[args.indexOf('--futex') + 1] === 'thread') process.env.FORKWISE_FUTEX_THREAD = '1';
   const fw = await forkwise();
   const out = { roundTripAsync: [] };
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     const [c, d] = fw.mp.Pipe();
     out.roundTripAsync.push(
       await forked(
@@ -149,7 +155,7 @@ async function runConnectionBytes() {
   const fw = await forkwise();
   const out = { oneWay: [], roundTrip: [] };
   const bytes = Buffer.alloc(1024, 7);
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     const [a, b] = fw.mp.Pipe();
     out.oneWay.push(
       await forked(
@@ -195,7 +201,7 @@ async function runConnectionBytes() {
 async function runQueue() {
   const fw = await forkwise();
   const out = { oneWay: [], oneWayAsync: [], roundTrip: [], roundTripAsync: [] };
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     for (const mode of ['sync', 'async']) {
       const q = new fw.mp.Queue();
       const go = new fw.mp.Queue();
@@ -242,7 +248,7 @@ async function runQueue() {
 async function runQueue4x4() {
   const fw = await forkwise();
   const out = { oneWay: [] };
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     const q = new fw.mp.Queue({ maxsize: 10_000 });
     const start = new fw.mp.Event();
     const pids = [];
@@ -277,7 +283,7 @@ async function runQueue4x4() {
 
 async function runChildProcess(serialization) {
   const out = { oneWay: [], roundTrip: [] };
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     const child = cpFork(self, ['--child-process-peer'], { serialization, stdio: 'ignore' });
     await new Promise((resolve) => child.once('message', resolve)); // ready
     let got = 0;
@@ -324,7 +330,7 @@ async function runWorkerPort() {
       if (msg.cmd === 'oneWay') for (let i = 0; i < msg.n; i++) parentPort.postMessage(message(i));
       else parentPort.postMessage(msg.m);
     });`;
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < RUNNER_ROUNDS; r++) {
     const worker = new Worker(code, { eval: true });
     let got = 0;
     let start = 0;
@@ -403,6 +409,11 @@ if __name__ == '__main__':
     main()
 `;
 
+// A runner's figures without its warm-up rounds.
+function measured(out) {
+  return Object.fromEntries(Object.entries(out).map(([field, values]) => [field, values.slice(WARM_ROUNDS)]));
+}
+
 const runners = {
   connection: runConnection,
   connectionBytes: runConnectionBytes,
@@ -453,9 +464,9 @@ async function orchestrate({ json }) {
     }
     if (python.skipped) continue;
     try {
-      const out = await runCommand('python3', ['-c', PYTHON, String(ONE_WAY), String(ROUND_TRIPS), '1']);
-      merge('pyPipe', out.pipe);
-      merge('pyQueue', out.queue);
+      const out = await runCommand('python3', ['-c', PYTHON, String(ONE_WAY), String(ROUND_TRIPS), String(1 + WARM_ROUNDS)]);
+      merge('pyPipe', measured(out.pipe));
+      merge('pyQueue', measured(out.queue));
     } catch (error) {
       python.skipped = error.message;
     }
@@ -496,7 +507,10 @@ async function orchestrate({ json }) {
     return;
   }
   const cell = (v) => (v == null ? 'n/a' : v.toFixed(2));
-  console.log(`1 KB messages, medians of ${ROUNDS} rounds: one way over ${ONE_WAY} messages, round trip over ${ROUND_TRIPS}\n`);
+  console.log(
+    `1 KB messages, medians of ${ROUNDS} rounds (each after one unmeasured in the same process): ` +
+      `one way over ${ONE_WAY} messages, round trip over ${ROUND_TRIPS}\n`,
+  );
   table(['contender', 'one way µs/msg', 'round trip µs'], rows.map(([label, a, b]) => [label, cell(a), cell(b)]));
   console.log(`* the peer works ${SLOW_WORK_MS * 1000} µs before each answer: the round trip beyond that work, over ${SLOW_ROUND_TRIPS}`);
   console.log('');
@@ -511,8 +525,7 @@ if (args.includes('--child-process-peer')) {
   childProcessPeer();
 } else if (args.includes('--run')) {
   const run = runnerFor(runners, args);
-  const out = await run();
-  console.log(JSON.stringify(out));
+  console.log(JSON.stringify(measured(await run())));
   process.exit(0);
 } else {
   await orchestrate({ json: args.includes('--json') });
