@@ -46,8 +46,7 @@ export class ObjectUse {
     this.open();
     if (signal?.aborted) throw abortError(signal);
     const service = theService();
-    const rid = service.nextRid;
-    const result = service.call({ op: 'call', ref: this.ref, method, args });
+    const { rid, result } = service.start({ op: 'call', ref: this.ref, method, args });
     const cancel = (): void => void service.call({ op: 'cancel', target: rid, address: this.ref.address }, false);
     signal?.addEventListener('abort', cancel, { once: true });
     this.#pending.set(rid, cancel);

@@ -74,17 +74,18 @@ class Service {
 
   /** Sends `fields` and answers with the result; `keepAlive: false` for waits that must not hold the loop. */
   call(fields: RequestFields, keepAlive = true): Promise<unknown> {
+    return this.start(fields, keepAlive).result;
+  }
+
+  /** `call`, with the request's id, by which a `cancel` request names it. */
+  start(fields: RequestFields, keepAlive = true): { rid: number; result: Promise<unknown> } {
     const rid = this.#nextRid++;
-    return new Promise((resolve, reject) => {
+    const result = new Promise((resolve, reject) => {
       this.#pending.set(rid, { resolve, reject, keepAlive });
       if (keepAlive && this.#holding++ === 0) this.#port.ref();
       this.#port.postMessage({ ...fields, rid, sync: false });
     });
-  }
-
-  /** The id the next `call` gets, so that it can be cancelled (`cancel`). */
-  get nextRid(): number {
-    return this.#nextRid;
+    return { rid, result };
   }
 
   callSync(fields: RequestFields): unknown {
