@@ -8,7 +8,7 @@
 import { abortError, invalidArgType, invalidArgValue } from '../posix/errors';
 import { validateInteger, validateOptions } from '../posix/validate';
 import { heldCount } from '../sync/locks';
-import { ConditionBase } from '../sync/condition';
+import { ConditionBase, type Ticket } from '../sync/condition';
 import {
   acquireTimeout,
   asyncWaitOptions,
@@ -251,51 +251,31 @@ export class Condition extends ConditionBase<Lock> {
     this.#use = use;
   }
 
-  wait(timeout?: number | null): boolean {
-    const ms = validateTimeout(timeout, 'timeout');
-    const [held, ticket] = this.giveUpLock(() => this.#use.callSync('prepare', {}) as number);
-    let notified = false;
-    try {
-      notified = this.#use.callSync('wait', { ticket, timeout: ms }) as boolean;
-    } finally {
-      for (let i = 0; i < held; i++) this.lock.acquire();
-      if (!notified) notified = this.#use.callSync('giveUp', { ticket }) as boolean;
-    }
-    return notified;
+  protected prepareWait(): number {
+    return this.#use.callSync('prepare', {}) as number;
   }
 
-  async waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
+  protected waitTicket(ticket: number, ms: number): boolean {
+    return this.#use.callSync('wait', { ticket, timeout: ms }) as boolean;
+  }
+
+  protected asyncTicketWait(options?: number | AsyncWaitOptions | null): (ticket: Ticket) => Promise<boolean> {
     const { timeout, signal } = waitOptions(options);
     if (signal?.aborted) throw abortError(signal);
-    const [held, ticket] = this.giveUpLock(() => this.#use.callSync('prepare', {}) as number);
-    let notified = false;
-    let failed = false;
-    try {
-      notified = (await this.#use.call('wait', { ticket, timeout }, signal)) as boolean;
-    } catch (error) {
-      failed = true;
-      throw error;
-    } finally {
-      try {
-        for (let i = 0; i < held; i++) await this.lock.acquireAsync();
-      } finally {
-        if (!notified) notified = this.#use.callSync('giveUp', { ticket }) as boolean;
-        // Aborted, but a notification was ours meanwhile: pass it on rather than lose it.
-        if (failed && notified) this.#use.callSync('notify', { n: 1 });
-      }
-    }
-    return notified;
+    return async (ticket) => (await this.#use.call('wait', { ticket: ticket.value, timeout }, signal)) as boolean;
   }
 
-  notify(n = 1): void {
-    validateInteger(n, 'n', 0, Number.MAX_SAFE_INTEGER);
-    this.checkHeld();
+  protected giveUpWait(ticket: number): boolean {
+    return this.#use.callSync('giveUp', { ticket }) as boolean;
+  }
+
+  protected notifyWaiters(n: number): void {
     this.#use.callSync('notify', { n });
   }
 
   notifyAll(): void {
     this.checkHeld();
-    this.#use.callSync('notify', { n: Number.MAX_SAFE_INTEGER });
+    this.notifyWaiters(Number.MAX_SAFE_INTEGER);
   }
 
   get handle(): FallbackConditionHandle {

@@ -32,9 +32,16 @@ export interface ConditionLock {
   readonly [heldCount]: number;
 }
 
+/** A waiter's ticket; a forked child that inherits an asynchronous wait takes a new one. */
+export interface Ticket {
+  value: number;
+}
+
 /**
  * What every Condition does around its waits, whatever keeps its waiters: the lock's
- * methods, the predicate loops, and giving up the lock for a wait.
+ * methods, the predicate loops, and the wait itself (counted as a waiter before the lock is
+ * given up, the lock taken back, a notification that came too late for an aborted wait
+ * passed on). Subclasses supply the waiters' primitive operations.
  */
 export abstract class ConditionBase<L extends ConditionLock> {
   /** The lock that `wait` gives up while waiting. */
@@ -68,15 +75,65 @@ export abstract class ConditionBase<L extends ConditionLock> {
     this.lock.release();
   }
 
+  /** Counts one more waiter; its ticket. */
+  protected abstract prepareWait(): number;
+  /** Blocks until `ticket` is notified, or `ms` pass (-1: no limit); whether it was. */
+  protected abstract waitTicket(ticket: number, ms: number): boolean;
+  /** Takes `options` (before the lock is given up); the wait for a ticket, from the loop. */
+  protected abstract asyncTicketWait(options?: number | AsyncWaitOptions | null): (ticket: Ticket) => Promise<boolean>;
+  /** Stops counting `ticket` as a waiter; whether a notification was its own meanwhile. */
+  protected abstract giveUpWait(ticket: number): boolean;
+  /** Wakes up to `n` waiters. */
+  protected abstract notifyWaiters(n: number): void;
+
   /**
    * Releases the lock, blocks the calling thread until notified (or `timeout` ms), then takes
    * the lock back (with `lock.recovered` set if its owner died meanwhile). Returns false on
    * timeout.
    */
-  abstract wait(timeout?: number | null): boolean;
+  wait(timeout?: number | null): boolean {
+    const ms = validateTimeout(timeout, 'timeout');
+    const [held, ticket] = this.giveUpLock();
+    let notified = false;
+    try {
+      notified = this.waitTicket(ticket, ms);
+    } finally {
+      for (let i = 0; i < held; i++) this.lock.acquire();
+      if (!notified) notified = this.giveUpWait(ticket);
+    }
+    return notified;
+  }
 
   /** As `wait`, without blocking the event loop. */
-  abstract waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean>;
+  async waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
+    const waitFor = this.asyncTicketWait(options);
+    const [held, first] = this.giveUpLock();
+    const ticket = { value: first };
+    let notified = false;
+    let failed = false;
+    try {
+      notified = await waitFor(ticket);
+    } catch (error) {
+      failed = true;
+      throw error;
+    } finally {
+      try {
+        for (let i = 0; i < held; i++) await this.lock.acquireAsync();
+      } finally {
+        if (!notified) notified = this.giveUpWait(ticket.value);
+        // Aborted, but a notification was ours meanwhile: pass it on rather than lose it.
+        if (failed && notified) this.notifyWaiters(1);
+      }
+    }
+    return notified;
+  }
+
+  /** Wakes up to `n` waiters (the lock must be held). */
+  notify(n = 1): void {
+    validateInteger(n, 'n', 0, Number.MAX_SAFE_INTEGER);
+    this.checkHeld();
+    this.notifyWaiters(n);
+  }
 
   /** Waits until `predicate()` is truthy (checked with the lock held); returns its last value. */
   waitFor<T>(predicate: () => T, timeout?: number | null): T {
@@ -110,11 +167,10 @@ export abstract class ConditionBase<L extends ConditionLock> {
     }
   }
 
-  // Counted as a waiter (`prepare` gives its ticket) while still holding the lock, so a
-  // notify cannot slip in between.
-  protected giveUpLock(prepare: () => number): [held: number, ticket: number] {
+  // Counted as a waiter while still holding the lock, so a notify cannot slip in between.
+  private giveUpLock(): [held: number, ticket: number] {
     this.checkHeld();
-    const ticket = prepare();
+    const ticket = this.prepareWait();
     const held = this.lock[heldCount];
     for (let i = 0; i < held; i++) this.lock.release();
     return [held, ticket];
@@ -148,57 +204,37 @@ export class Condition extends ConditionBase<Lock> {
     this.segment = segment;
   }
 
-  wait(timeout?: number | null): boolean {
-    const ms = validateTimeout(timeout, 'timeout');
-    const [held, ticket] = this.giveUpLock(() => native.condPrepare(this.segment.buffer));
-    let notified = false;
-    try {
-      notified = native.condWait(this.segment.buffer, ticket, ms);
-    } finally {
-      for (let i = 0; i < held; i++) this.lock.acquire();
-      if (!notified) notified = native.condGiveUp(this.segment.buffer, ticket);
-    }
-    return notified;
+  protected prepareWait(): number {
+    return native.condPrepare(this.segment.buffer);
   }
 
-  async waitAsync(options?: number | AsyncWaitOptions | null): Promise<boolean> {
+  protected waitTicket(ticket: number, ms: number): boolean {
+    return native.condWait(this.segment.buffer, ticket, ms);
+  }
+
+  protected asyncTicketWait(options?: number | AsyncWaitOptions | null): (ticket: Ticket) => Promise<boolean> {
     const buffer = this.segment.buffer;
-    const [held, firstTicket] = this.giveUpLock(() => native.condPrepare(buffer));
-    let ticket = firstTicket;
-    let notified = false;
-    let failed = false;
-    try {
-      const claim = (): true | null => (native.condWait(buffer, ticket, 0) ? true : null);
+    return async (ticket) => {
+      const claim = (): true | null => (native.condWait(buffer, ticket.value, 0) ? true : null);
       // A forked child that inherits the wait is one more waiter, counted from then on.
       const inForkedChild = (): void => {
-        ticket = native.condPrepare(buffer);
+        ticket.value = native.condPrepare(buffer);
       };
-      notified = (await waitAsync(buffer, claim, asyncWaitOptions(options), { inForkedChild })) ?? false;
-    } catch (error) {
-      failed = true;
-      throw error;
-    } finally {
-      try {
-        for (let i = 0; i < held; i++) await this.lock.acquireAsync();
-      } finally {
-        if (!notified) notified = native.condGiveUp(buffer, ticket);
-        // Aborted, but a notification was ours meanwhile: pass it on rather than lose it.
-        if (failed && notified) native.condNotify(buffer, 1);
-      }
-    }
-    return notified;
+      return (await waitAsync(buffer, claim, asyncWaitOptions(options), { inForkedChild })) ?? false;
+    };
   }
 
-  /** Wakes up to `n` waiters (the lock must be held). */
-  notify(n = 1): void {
-    validateInteger(n, 'n', 0, Number.MAX_SAFE_INTEGER);
-    this.checkHeld();
+  protected giveUpWait(ticket: number): boolean {
+    return native.condGiveUp(this.segment.buffer, ticket);
+  }
+
+  protected notifyWaiters(n: number): void {
     native.condNotify(this.segment.buffer, n);
   }
 
   notifyAll(): void {
     this.checkHeld();
-    native.condNotify(this.segment.buffer, 2 ** 32);
+    this.notifyWaiters(2 ** 32);
   }
 
   get handle(): ConditionHandle {
